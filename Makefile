@@ -1,0 +1,56 @@
+# fer-audio: two commands on a fresh Debian 12 machine (as root, or with sudo for apt).
+#   make run    set up, then run the service (the bundled demo clip into a WAV when no camera exists)
+#   make test   set up with the test extras, then lint, type-check and run the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+OUT ?= out
+APT_PACKAGES := python3-venv python3-pip libportaudio2 libsndfile1 espeak-ng pulseaudio pulseaudio-utils libasound2-plugins alsa-utils
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test setup setup-dev apt lint pytest demo clean
+
+run: setup
+	@if ls /dev/video[0-9]* >/dev/null 2>&1; then \
+		echo "camera found: starting fer-audio run (Ctrl+C stops)"; \
+		$(BIN)/fer-audio run; \
+	else \
+		echo "no camera found: running the bundled demo clip through the whole pipeline"; \
+		mkdir -p $(OUT) && $(BIN)/fer-audio demo --out-dir $(OUT); \
+	fi
+
+test: setup-dev lint pytest
+
+apt: .stamp-apt
+.stamp-apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@touch $@
+
+$(BIN)/python: | .stamp-apt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+setup: .stamp-apt $(VENV)/.stamp-run
+$(VENV)/.stamp-run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+setup-dev: .stamp-apt $(VENV)/.stamp-dev
+$(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev,train]'
+	@touch $@ $(VENV)/.stamp-run
+
+lint: setup-dev
+	$(BIN)/ruff check fer_audio training tests benchmarks sounds
+	$(BIN)/mypy
+
+pytest: setup-dev
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) .stamp-apt $(OUT) .pytest_cache .mypy_cache .ruff_cache
