@@ -1,0 +1,304 @@
+"""The one configuration schema: every default, bound and description lives here.
+
+Loaded from TOML. ``extra="forbid"`` everywhere, so a typo is an error that
+names its key path instead of a setting silently ignored. Relative paths in a
+file are resolved against that file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fer_audio.resources import DEFAULT_CARD, DEFAULT_YUNET, LABELS, SOUNDS_DIR
+
+MAX_CONFIG_BYTES = 1_000_000
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased as one line: file, key path, what is wrong."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SourceConfig(_Section):
+    uri: str = Field(
+        "0",
+        description="Camera index ('0'), video file, image folder, or stream URL (rtsp://, http://).",
+    )
+    realtime: bool = Field(False, description="Pace a file source at its own frame rate.")
+    loop: bool = Field(False, description="Start a file source again at its end (demos, soak tests).")
+    max_fps: float = Field(15.0, gt=0, le=120, description="Highest rate at which frames are analysed.")
+    width: int = Field(0, ge=0, le=7680, description="Camera capture width to ask for (0: camera default).")
+    height: int = Field(0, ge=0, le=4320, description="Camera capture height to ask for (0: camera default).")
+    retry_initial_s: float = Field(1.0, gt=0, le=60, description="First wait before reopening a lost camera.")
+    retry_max_s: float = Field(30.0, gt=0, le=600, description="Longest wait between reopen attempts.")
+
+
+class DetectorConfig(_Section):
+    backend: Literal["yunet", "haar"] = Field("yunet", description="Face detector: YuNet (default) or Haar cascade.")
+    model: Path = Field(DEFAULT_YUNET, description="YuNet ONNX file.")
+    detect_width: int = Field(320, ge=64, le=1920, description="Frames are downscaled to this width for detection.")
+    score_threshold: float = Field(0.7, gt=0, lt=1, description="Minimum detector confidence for a face.")
+    nms_threshold: float = Field(0.3, gt=0, lt=1, description="Overlap above which duplicate boxes are merged.")
+    min_face_px: int = Field(24, ge=8, le=1000, description="Faces smaller than this (original pixels) are ignored.")
+    max_faces: int = Field(8, ge=1, le=64, description="At most this many faces, largest first, are analysed per frame.")
+
+
+class TrackerConfig(_Section):
+    iou_threshold: float = Field(0.3, gt=0, lt=1, description="Minimum box overlap to continue a track.")
+    max_missed: int = Field(5, ge=0, le=100, description="Frames a track survives without a detection.")
+
+
+class ModelConfig(_Section):
+    card: Path = Field(DEFAULT_CARD, description="Model card (card.json); the model files sit beside it.")
+    backend: Literal["litert", "keras"] = Field(
+        "litert", description="litert runs the .tflite (small, fast start); keras needs TensorFlow."
+    )
+    threads: int = Field(2, ge=1, le=64, description="CPU threads for inference.")
+    verify_sha256: bool = Field(True, description="Refuse a model file whose sha256 differs from the card.")
+
+
+class SmoothingConfig(_Section):
+    half_life_s: float = Field(0.25, gt=0, le=10, description="Half-life of the exponential smoothing of probabilities.")
+    enter_threshold: float = Field(0.55, gt=0, lt=1, description="Smoothed probability needed to enter an expression.")
+    exit_threshold: float = Field(0.40, gt=0, lt=1, description="Below this the current expression is left (hysteresis).")
+    min_dwell_s: float = Field(0.4, ge=0, le=10, description="A candidate expression must hold this long before it counts.")
+    cooldown_s: float = Field(5.0, ge=0, le=600, description="The same expression of the same person is not cued again within this.")
+    appear_after_s: float = Field(0.3, ge=0, le=10, description="A face must be seen this long before it is announced.")
+    lost_after_s: float = Field(1.0, gt=0, le=60, description="A face unseen this long is reported lost.")
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> SmoothingConfig:
+        if self.exit_threshold > self.enter_threshold:
+            raise ValueError("exit_threshold must not exceed enter_threshold")
+        return self
+
+
+CueMode = Literal["earcon", "speech", "both", "silent"]
+
+
+class CueConfig(_Section):
+    mode: CueMode = Field("earcon", description="earcon, speech, both (earcon then word) or silent.")
+    earcon: Path | None = Field(None, description="Sound file (WAV/FLAC/OGG, at most 2 s).")
+    text: str = Field("", max_length=60, description="Word(s) spoken for this cue.")
+    gain_db: float = Field(0.0, ge=-40, le=12, description="Gain of this cue relative to the master volume.")
+
+    @field_validator("earcon", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: Any) -> Any:
+        return None if v == "" else v
+
+
+def _default_cues() -> dict[str, CueConfig]:
+    words = {
+        "angry": "angry", "disgust": "disgusted", "fear": "afraid", "happy": "smiling",
+        "sad": "sad", "surprise": "surprised", "neutral": "neutral",
+        "face_appeared": "face", "face_lost": "face gone",
+    }
+    quiet = {"neutral", "face_appeared", "face_lost"}
+    return {
+        k: CueConfig(mode="silent" if k in quiet else "earcon", earcon=SOUNDS_DIR / f"{k}.wav", text=v)
+        for k, v in words.items()
+    }
+
+
+CUE_KEYS: tuple[str, ...] = (*LABELS, "face_appeared", "face_lost")
+
+
+class SpeechConfig(_Section):
+    enabled: bool = Field(True, description="Render spoken cues with espeak-ng (via pyttsx3).")
+    voice: str = Field("", description="Voice id or name; empty for the system default.")
+    rate_wpm: int = Field(190, ge=80, le=450, description="Speaking rate in words per minute.")
+    volume: float = Field(1.0, ge=0, le=1, description="Speech volume before the cue gain.")
+
+
+class AudioConfig(_Section):
+    output: Literal["device", "wav", "silent"] = Field("device", description="Where cues go.")
+    device: str = Field("", description="Output device name (substring) or index; empty for the default.")
+    wav_path: Path | None = Field(None, description="File written when output is 'wav'.")
+    sample_rate: int = Field(48000, ge=8000, le=192000, description="Output sample rate.")
+    master_db: float = Field(-12.0, ge=-60, le=0, description="Master volume in dB (quiet: the user is in a conversation).")
+    max_delay_s: float = Field(0.5, gt=0, le=10, description="A cue later than this after its event is dropped.")
+    min_interval_s: float = Field(1.5, ge=0, le=60, description="Least time between two cues, across all people.")
+    verbosity: Literal["all", "changes-only", "main-face-only"] = Field(
+        "changes-only", description="all: every event; changes-only: expression changes; main-face-only: only the largest face."
+    )
+    pan_width: float = Field(0.8, ge=0, le=1, description="How far left/right a face at the frame edge is panned.")
+    startup_sound: bool = Field(True, description="Play a short sound when the service is ready.")
+
+    @field_validator("wav_path", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: Any) -> Any:
+        return None if v == "" else v
+
+
+class Config(_Section):
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    smoothing: SmoothingConfig = Field(default_factory=SmoothingConfig)
+    cues: dict[str, CueConfig] = Field(default_factory=_default_cues, description="Per expression/event cue.")
+    speech: SpeechConfig = Field(default_factory=SpeechConfig)
+    audio: AudioConfig = Field(default_factory=AudioConfig)
+
+    @field_validator("cues", mode="before")
+    @classmethod
+    def _merge_cues(cls, value: Any) -> Any:
+        """A file names only the cues it changes; the rest keep their defaults."""
+        if not isinstance(value, dict):
+            return value
+        unknown = sorted(set(value) - set(CUE_KEYS))
+        if unknown:
+            raise ValueError(f"unknown cue {unknown[0]!r}; expected one of {', '.join(CUE_KEYS)}")
+        merged: dict[str, Any] = {k: v.model_dump() for k, v in _default_cues().items()}
+        for k, v in value.items():
+            if isinstance(v, dict):
+                merged[k] = {**merged[k], **v}
+            else:
+                merged[k] = v
+        return merged
+
+
+def default_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "fer-audio" / "config.toml"
+
+
+def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
+    """Relative paths: the file's own folder first, then the bundled data folder.
+
+    The second lets a user write ``sounds/happy.wav`` for a bundled sound, as
+    the example config shows, from wherever their config lives.
+    """
+    from fer_audio.resources import DATA_ROOT
+
+    def fix(section: dict[str, Any], key: str) -> None:
+        v = section.get(key)
+        if isinstance(v, str) and v and not Path(v).expanduser().is_absolute():
+            mine, bundled = base / v, DATA_ROOT / v
+            section[key] = str(bundled if not mine.exists() and bundled.exists() else mine)
+        elif isinstance(v, str) and v:
+            section[key] = str(Path(v).expanduser())
+
+    for sect, key in (("detector", "model"), ("model", "card"), ("audio", "wav_path")):
+        if isinstance(raw.get(sect), dict):
+            fix(raw[sect], key)
+    cues = raw.get("cues")
+    if isinstance(cues, dict):
+        for c in cues.values():
+            if isinstance(c, dict):
+                fix(c, "earcon")
+
+
+def _format_error(path: Path | str, err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{path}: {loc}: {msg}{more}"
+
+
+def parse_config(text: str, path: Path | str = "<string>", base: Path | None = None) -> Config:
+    """Parse TOML text; raise ConfigError with one line on any problem."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    _resolve_paths(raw, base or Path.cwd())
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(path, exc)) from None
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load ``path``; with None, the user's config file if it exists, else the defaults."""
+    if path is None:
+        p = default_config_path()
+        if not p.exists():
+            return Config()
+    else:
+        p = Path(path).expanduser()
+    try:
+        size = p.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{p}: file is {size} bytes; a config is at most {MAX_CONFIG_BYTES}")
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{p}: is a directory, not a TOML file") from None
+    except PermissionError:
+        raise ConfigError(f"{p}: permission denied") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+    return parse_config(text, p, p.parent.resolve())
+
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, Path):
+        return '"' + _display_path(v) + '"'
+    if v is None:
+        return '""'
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _display_path(p: Path) -> str:
+    """Bundled files are shown relative to the data root, which is how a user would name them."""
+    from fer_audio.resources import DATA_ROOT
+
+    try:
+        return str(Path(p).relative_to(DATA_ROOT))
+    except ValueError:
+        return str(p)
+
+
+def example_toml() -> str:
+    """A commented config with every key at its default, generated from this schema.
+
+    The shipped config.example.toml is this text (a test keeps them equal), so
+    the example can never drift from the real defaults.
+    """
+    lines = [
+        "# fer-audio configuration. Every key is optional; these are the defaults.",
+        "# Copy to ~/.config/fer-audio/config.toml and change what you need.",
+        "# Relative paths are looked up in this file's folder first, then in the",
+        "# fer-audio data folder (where the bundled models/ and sounds/ are).",
+        "",
+    ]
+    cfg = Config()
+    for name, field in Config.model_fields.items():
+        section = getattr(cfg, name)
+        if name == "cues":
+            lines.append("# Per-expression cues: mode = earcon | speech | both | silent.")
+            lines.append("# A section names only what it changes, e.g. [cues.happy] mode = \"speech\".")
+            for key, cue in section.items():
+                lines.append(f"[cues.{key}]")
+                for fname, finfo in CueConfig.model_fields.items():
+                    lines.append(f"# {finfo.description}")
+                    lines.append(f"# {fname} = {_toml_value(getattr(cue, fname))}")
+                lines.append("")
+            continue
+        lines.append(f"[{name}]")
+        for fname, finfo in type(section).model_fields.items():
+            lines.append(f"# {finfo.description}")
+            lines.append(f"# {fname} = {_toml_value(getattr(section, fname))}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,89 @@
+"""Plain value types passed between pipeline stages.
+
+Each stage takes and returns these (or numpy arrays), never another stage's
+internals, so stages can be tested and replaced one at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+EventKind = Literal["expression", "face_appeared", "face_lost"]
+
+
+@dataclass(frozen=True)
+class Box:
+    """A face box in original frame pixels; ``score`` is the detector's confidence."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    score: float = 1.0
+
+    @property
+    def cx(self) -> float:
+        return self.x + self.w / 2
+
+    @property
+    def area(self) -> float:
+        return max(self.w, 0.0) * max(self.h, 0.0)
+
+    def iou(self, other: Box) -> float:
+        ix = max(0.0, min(self.x + self.w, other.x + other.w) - max(self.x, other.x))
+        iy = max(0.0, min(self.y + self.h, other.y + other.h) - max(self.y, other.y))
+        inter = ix * iy
+        union = self.area + other.area - inter
+        return inter / union if union > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Track:
+    """A person followed across frames.
+
+    ``x`` is the horizontal centre in [-1, 1] (left edge -1), for panning;
+    ``size`` is box height over frame height, for choosing the main face;
+    ``missed`` counts frames since the last detection (0: seen this frame).
+    """
+
+    id: int
+    box: Box
+    x: float
+    size: float
+    missed: int = 0
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One track's model output at one frame: the smoother's input."""
+
+    track: int
+    probs: np.ndarray  # float, shape (n_labels,), in the model card's label order
+    x: float
+    size: float
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the user may want to hear about: the smoother's output.
+
+    ``t`` is seconds on the source's clock (from its start for files).
+    ``label`` is an expression label for 'expression' events, else None.
+    """
+
+    t: float
+    track: int
+    kind: EventKind
+    label: str | None
+    confidence: float
+    x: float
+    size: float
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "t": round(self.t, 3), "track": self.track, "kind": self.kind, "label": self.label,
+            "confidence": round(self.confidence, 4), "x": round(self.x, 4), "size": round(self.size, 4),
+        }

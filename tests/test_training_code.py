@@ -1,0 +1,140 @@
+"""Training code on tiny data: loaders for all three forms, model factories, metrics by hand."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training import data as fer_data
+from training import metrics
+
+
+def _tiny(n: int = 21, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, 48, 48), dtype=np.uint8)
+    labels = np.arange(n) % 7
+    usage = np.array([0] * (n - 6) + [1] * 3 + [2] * 3)
+    return images, labels.astype(np.uint8), usage.astype(np.uint8)
+
+
+def test_csv_loader_matches_written_rows(tmp_path: Path) -> None:
+    images, labels, usage = _tiny()
+    path = tmp_path / "fer2013.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["emotion", "pixels", "Usage"])
+        for img, lab, u in zip(images, labels, usage, strict=True):
+            w.writerow([int(lab), " ".join(map(str, img.ravel())), fer_data.USAGES[u]])
+    ds = fer_data.load(path)
+    np.testing.assert_array_equal(ds.images, images)
+    np.testing.assert_array_equal(ds.labels, labels)
+    np.testing.assert_array_equal(ds.usage, usage)
+    assert len(ds.split("private")) == 3
+
+
+def test_csv_loader_names_the_bad_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("emotion,pixels,Usage\n3,1 2 3,Training\n")
+    with pytest.raises(ValueError, match=r"bad\.csv:2: bad row: 3 pixels"):
+        fer_data.load(path)
+
+
+def test_image_folder_loader(tmp_path: Path) -> None:
+    import cv2
+
+    images, labels, _ = _tiny(14)
+    for i, (img, lab) in enumerate(zip(images, labels, strict=True)):
+        sub = "train" if i < 7 else "test"
+        prefix = {"train": "Training", "test": "PrivateTest" if i % 2 else "PublicTest"}[sub]
+        folder = tmp_path / sub / fer_data.LABELS[lab]
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{prefix}_{i}.png"), img)
+    ds = fer_data.load(tmp_path)
+    assert len(ds) == 14
+    assert sorted(np.bincount(ds.usage, minlength=3).tolist()) == sorted([7, 3, 4])
+    # PNG is lossless: every image comes back bit-exact under its label.
+    for img, lab in zip(images, labels, strict=True):
+        hits = [j for j in range(len(ds)) if np.array_equal(ds.images[j], img)]
+        assert len(hits) == 1 and ds.labels[hits[0]] == lab
+
+
+def test_npz_loader_and_splits(tmp_path: Path) -> None:
+    images, labels, usage = _tiny()
+    votes = np.zeros((len(labels), 10), np.uint8)
+    np.savez(tmp_path / "d.npz", images=images, labels=labels, usage=usage, ferplus_votes=votes)
+    ds = fer_data.load(tmp_path / "d.npz")
+    assert len(ds.split("train")) == 15 and ds.split("public").ferplus_votes.shape == (3, 10)
+    with pytest.raises(ValueError, match="unknown split"):
+        ds.split("validation")
+
+
+def test_ferplus_majority_and_soft_labels() -> None:
+    votes = np.zeros((4, 10), np.uint8)
+    votes[0, 1] = 8  # happiness -> happy (3)
+    votes[0, 0] = 2
+    votes[1, 4] = 5  # anger tie with sadness -> no majority
+    votes[1, 3] = 5
+    votes[2, 7] = 9  # contempt -> not a FER class
+    votes[3, 9] = 10  # not a face
+    np.testing.assert_array_equal(fer_data.ferplus_majority(votes), [3, -1, -1, -1])
+    soft = fer_data.ferplus_soft_labels(votes)
+    assert soft[0, 3] == pytest.approx(0.8) and soft[0, 6] == pytest.approx(0.2)
+    assert soft[3].sum() == 0
+
+
+def test_metrics_on_a_hand_made_case() -> None:
+    y_true = np.array([0, 0, 0, 1, 1, 2])
+    y_pred = np.array([0, 0, 1, 1, 2, 2])
+    cm = metrics.confusion_matrix(y_true, y_pred, 3)
+    np.testing.assert_array_equal(cm, [[2, 1, 0], [0, 1, 1], [0, 0, 1]])
+    assert metrics.accuracy(cm) == pytest.approx(4 / 6)
+    np.testing.assert_allclose(metrics.per_class_recall(cm), [2 / 3, 1 / 2, 1])
+    # precision: 1, 1/2, 1/2 ; f1: 0.8, 0.5, 2/3
+    assert metrics.macro_f1(cm) == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
+
+
+def test_ece_and_temperature() -> None:
+    # Perfectly confident and always right: ECE 0. Confident and right half the time: ECE 0.5.
+    probs = np.array([[1.0, 0.0]] * 4)
+    assert metrics.expected_calibration_error(probs, np.zeros(4, int)) == pytest.approx(0.0)
+    assert metrics.expected_calibration_error(probs, np.array([0, 1, 0, 1])) == pytest.approx(0.5)
+    # Logits drawn from a model whose true temperature is 2: the fit must find about 2.
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, (4000, 7))
+    y = np.array([rng.choice(7, p=p) for p in metrics.softmax(logits, 2.0)])
+    assert metrics.fit_temperature(logits, y) == pytest.approx(2.0, rel=0.1)
+
+
+def test_seed_split_is_fixed_and_70_30() -> None:
+    from training.train import seed_split
+
+    ds = fer_data.FerData(*_tiny(100))
+    a1, b1 = seed_split(ds)
+    a2, b2 = seed_split(ds)
+    np.testing.assert_array_equal(a1, a2)
+    assert len(a1) == 70 and len(b1) == 30 and not set(a1) & set(b1)
+
+
+def test_class_weights_lift_rare_classes_and_average_one() -> None:
+    from training.train import class_weights
+
+    labels = np.array([3] * 160 + [1] * 10 + [0] * 40)
+    w = class_weights(labels)
+    assert w[1] > w[0] > w[3]
+    assert np.mean([w[int(c)] for c in labels]) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("arch", ["seed", "resnet"])
+def test_model_factories_build_and_run(arch: str) -> None:
+    keras = pytest.importorskip("keras")
+    from training.models import FACTORIES
+
+    model = FACTORIES[arch]()
+    x = np.random.default_rng(0).integers(0, 256, (3, 48, 48, 1)).astype("float32")
+    out = np.asarray(model(x, training=False))
+    assert out.shape == (3, 7) and np.isfinite(out).all()
+    assert model.count_params() < 5_000_000
+    assert isinstance(model, keras.Model)
