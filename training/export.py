@@ -1,0 +1,179 @@
+"""Ship a trained run: calibrate on PublicTest, export .tflite, write the model card and plots.
+
+    python -m training.export --run runs/resnet --data ../shared/data/fer2013.npz --out models
+
+Writes ``<out>/<name>.keras``, ``<out>/<name>.tflite``, ``<out>/card.json``
+and ``<out>/training_curves.png``. The temperature is fitted on PublicTest
+(never PrivateTest). PrivateTest metrics are added afterwards, once, by
+``python -m training.evaluate --model models/card.json --split private --write-card``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from training import data as fer_data  # noqa: E402
+from training import metrics  # noqa: E402
+from training.evaluate import predict_logits, report  # noqa: E402
+
+PROTOCOL = (
+    "Trained on the FER-2013 Training rows only; architecture, epochs, augmentation and the "
+    "temperature were chosen on PublicTest; PrivateTest is evaluated once for the report."
+)
+SEED_PROTOCOL = (
+    "The coursework protocol: 70/30 split of the Training rows (fixed seed) for training and "
+    "validation; temperature fitted on PublicTest; PrivateTest evaluated once for the report."
+)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def export_tflite(model: Any, path: Path, float16: bool = False) -> None:
+    """Keras → LiteRT flatbuffer with a dynamic batch dimension."""
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model.export(tmp, format="tf_saved_model", verbose=False)
+        conv = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        if float16:
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            conv.target_spec.supported_types = [tf.float16]
+        path.write_bytes(conv.convert())
+
+
+def plot_curves(history_csv: Path, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h = np.atleast_1d(np.genfromtxt(history_csv, delimiter=",", names=True))
+    ep = h["epoch"] + 1
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    a1.plot(ep, h["accuracy"], "o-", label="train (augmented)")
+    a1.plot(ep, h["val_accuracy"], "s-", label="validation")
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("accuracy")
+    a1.grid(alpha=0.3)
+    a1.legend()
+    a2.plot(ep, h["loss"], "o-", label="train")
+    a2.plot(ep, h["val_loss"], "s-", label="validation")
+    a2.set_xlabel("epoch")
+    a2.set_ylabel("loss")
+    a2.grid(alpha=0.3)
+    a2.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", type=Path, required=True, help="run folder written by training.train")
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", type=Path, default=Path("models"))
+    ap.add_argument("--name", default=None, help="file stem (default: the run's arch)")
+    ap.add_argument("--crop-margin", type=float, default=0.1,
+                    help="runtime crop margin, fraction of the face box (tuned by training.crop_gap)")
+    args = ap.parse_args(argv)
+
+    import keras
+
+    meta = json.loads((args.run / "train_meta.json").read_text())
+    name = args.name or f"fer_{meta['arch']}"
+    model = keras.models.load_model(args.run / "model.keras", compile=False)
+    public = fer_data.load(args.data).split("public")
+    y = public.labels.astype(np.int64)
+
+    logits = predict_logits(lambda x: np.asarray(model(x, training=False)), public.images)
+    temperature = metrics.fit_temperature(logits, y)
+    pub = report(logits, y, temperature, public.ferplus_votes)
+    print(f"PublicTest: accuracy {100 * pub['accuracy']:.2f}%, temperature {temperature:.3f}, "
+          f"ECE {100 * pub['ece_uncalibrated']:.2f}% → {100 * pub['ece']:.2f}%", flush=True)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    keras_path = args.out / f"{name}.keras"
+    tflite_path = args.out / f"{name}.tflite"
+    model.save(keras_path)
+    export_tflite(model, tflite_path)
+
+    # The float16 variant halves the file; LiteRT dequantises it at load time, so it
+    # is not faster here. Measured and recorded, shipped only if it is as accurate.
+    from fer_audio.emotion import LiteRTBackend
+
+    f32 = LiteRTBackend(tflite_path).logits
+    agree = float((predict_logits(f32, public.images).argmax(1) == logits.argmax(1)).mean())
+    with tempfile.TemporaryDirectory() as tmp:
+        f16_path = Path(tmp) / "f16.tflite"
+        export_tflite(model, f16_path, float16=True)
+        f16_acc = float((predict_logits(LiteRTBackend(f16_path).logits, public.images).argmax(1) == y).mean())
+        f16_size = f16_path.stat().st_size
+
+    card: dict[str, Any] = {
+        "name": name,
+        "labels": list(fer_data.LABELS),
+        "input": {
+            "shape": [None, 48, 48, 1], "dtype": "float32",
+            "pixels": "raw gray 0-255; normalisation is inside the model",
+            "crop": "square around the detector box widened by crop_margin of its side each way",
+        },
+        "output": "logits; probabilities = softmax(logits / temperature)",
+        "temperature": round(temperature, 4),
+        "crop_margin": args.crop_margin,
+        "files": {
+            "tflite": {"path": tflite_path.name, "sha256": sha256(tflite_path),
+                       "bytes": tflite_path.stat().st_size},
+            "keras": {"path": keras_path.name, "sha256": sha256(keras_path),
+                      "bytes": keras_path.stat().st_size},
+        },
+        "protocol": SEED_PROTOCOL if meta["arch"] == "seed" else PROTOCOL,
+        "training": meta,
+        "calibration": {
+            "fitted_on": "PublicTest", "method": "temperature scaling (NLL)",
+            "ece_before": pub["ece_uncalibrated"], "ece_after": pub["ece"],
+        },
+        "export": {
+            "tflite_float32_top1_agreement_with_keras_on_public": agree,
+            "float16_public_accuracy": f16_acc, "float16_bytes": f16_size,
+            "float32_public_accuracy": pub["accuracy"],
+        },
+        "metrics": {"public": {**pub, "date": dt.date.today().isoformat(),
+                               "command": "python -m training.export " + " ".join(
+                                   argv if argv is not None else sys.argv[1:])}},
+        "exported": dt.date.today().isoformat(),
+    }
+    old = args.out / "card.json"
+    if old.exists():
+        prev = json.loads(old.read_text())
+        if "crop_study" in prev and prev.get("name") == name:
+            card["crop_study"] = prev["crop_study"]
+    old.write_text(json.dumps(card, indent=2) + "\n")
+    history = args.run / "history.csv"
+    if history.exists():
+        plot_curves(history, args.out / "training_curves.png",
+                    f"{name}: best PublicTest-chosen epoch {meta['best_epoch']} of {meta['epochs']}")
+    print(f"wrote {keras_path}, {tflite_path} ({tflite_path.stat().st_size} B), {old}; "
+          f"tflite/keras top-1 agreement {100 * agree:.2f}%, float16 accuracy {100 * f16_acc:.2f}%")
+    if history.exists():
+        shutil.copy(history, args.out / f"{name}_history.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
