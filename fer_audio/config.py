@@ -70,7 +70,9 @@ class SmoothingConfig(_Section):
     enter_threshold: float = Field(0.55, gt=0, lt=1, description="Smoothed probability needed to enter an expression.")
     exit_threshold: float = Field(0.40, gt=0, lt=1, description="Below this the current expression is left (hysteresis).")
     min_dwell_s: float = Field(0.4, ge=0, le=10, description="A candidate expression must hold this long before it counts.")
-    cooldown_s: float = Field(5.0, ge=0, le=600, description="The same expression of the same person is not cued again within this.")
+    cooldown_s: float = Field(
+        5.0, ge=0, le=600, description="The same expression of the same person is not cued again within this."
+    )
     appear_after_s: float = Field(0.3, ge=0, le=10, description="A face must be seen this long before it is announced.")
     lost_after_s: float = Field(1.0, gt=0, le=60, description="A face unseen this long is reported lost.")
 
@@ -94,6 +96,14 @@ class CueConfig(_Section):
     @classmethod
     def _empty_is_none(cls, v: Any) -> Any:
         return None if v == "" else v
+
+    @model_validator(mode="after")
+    def _playable(self) -> CueConfig:
+        if self.mode in ("earcon", "both") and self.earcon is None:
+            raise ValueError(f"mode '{self.mode}' needs an earcon file")
+        if self.mode in ("speech", "both") and not self.text.strip():
+            raise ValueError(f"mode '{self.mode}' needs text to speak")
+        return self
 
 
 def _default_cues() -> dict[str, CueConfig]:
@@ -284,7 +294,7 @@ def example_toml() -> str:
         "",
     ]
     cfg = Config()
-    for name, field in Config.model_fields.items():
+    for name in Config.model_fields:
         section = getattr(cfg, name)
         if name == "cues":
             lines.append("# Per-expression cues: mode = earcon | speech | both | silent.")
