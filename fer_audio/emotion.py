@@ -42,7 +42,7 @@ class ModelCard:
         entry = self.files.get(kind)
         if not entry or "path" not in entry:
             raise ModelError(f"{self.path}: files.{kind}.path missing")
-        return (self.path.parent / entry["path"]).resolve()
+        return (self.path.parent / str(entry["path"])).resolve()
 
     def sha256(self, kind: str) -> str | None:
         entry = self.files.get(kind) or {}
@@ -73,8 +73,8 @@ def load_card(path: str | Path) -> ModelCard:
         raise ModelError(f"{p}: temperature and crop_margin must be numbers") from None
     if not 0.05 <= temperature <= 20:
         raise ModelError(f"{p}: temperature {temperature} outside 0.05..20")
-    if not 0 <= margin <= 1:
-        raise ModelError(f"{p}: crop_margin {margin} outside 0..1")
+    if not -0.3 <= margin <= 1:
+        raise ModelError(f"{p}: crop_margin {margin} outside -0.3..1")
     return ModelCard(p, tuple(labels), files, temperature, margin, raw)
 
 

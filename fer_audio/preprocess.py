@@ -28,7 +28,11 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 
 
 def square_crop_box(box: Box, margin: float) -> tuple[int, int, int]:
-    """Square region (x0, y0, side) around ``box``, widened by ``margin`` of its side each way."""
+    """Square region (x0, y0, side) around ``box``, widened by ``margin`` of its side each way.
+
+    A negative margin tightens the square: detectors often draw a looser box
+    than FER-2013's framing, and the crop study in training/ measures which fits.
+    """
     side = max(box.w, box.h) * (1.0 + 2.0 * margin)
     cx, cy = box.x + box.w / 2.0, box.y + box.h / 2.0
     s = max(int(round(side)), 1)

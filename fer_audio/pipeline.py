@@ -1,0 +1,306 @@
+"""The frame loop: source → detector → tracker → model → smoother → cues → audio.
+
+One direction, no back and forth. The loop receives its collaborators ready
+made (so tests and the daemon can pass real or recording ones) and a stop
+event it checks between short waits, so shutdown is prompt. Nothing here
+writes a frame anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import numpy as np
+
+from fer_audio.config import Config
+from fer_audio.types import Box, Event, Observation, Track
+
+log = logging.getLogger(__name__)
+
+
+class EventSink(Protocol):
+    def write(self, event: Event) -> None: ...
+    def close(self) -> None: ...
+
+
+class JsonlEvents:
+    """Events as JSON Lines, flushed per line so a reader can follow the file live."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._f: IO[str] = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def write(self, event: Event) -> None:
+        self._f.write(json.dumps(event.to_json()) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class ListEvents:
+    """Keeps events in memory (tests, the demo timeline)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def write(self, event: Event) -> None:
+        self.events.append(event)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class Stages:
+    """The collaborators one run needs; built by :func:`build_stages` or by a test."""
+
+    source: Any
+    detector: Any
+    tracker: Any
+    model: Any
+    smoother: Any
+    planner: Any
+    presenter: Any
+    audio: Any
+
+
+@dataclass
+class RunStats:
+    frames: int = 0
+    analysed: int = 0
+    faces: int = 0
+    events: int = 0
+    cues_played: int = 0
+    seconds: float = 0.0
+    source_seconds: float = 0.0
+    end_reason: str = ""
+    last_cue: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.analysed / self.seconds if self.seconds > 0 else 0.0
+
+
+def build_stages(cfg: Config, *, audio: Any | None = None, source: Any | None = None) -> Stages:
+    """Real stages from a config. Raises the stage's own one-line error on bad input."""
+    from fer_audio.cues import CuePlanner, CuePresenter
+    from fer_audio.detection import make_detector
+    from fer_audio.emotion import load_model
+    from fer_audio.smoothing import Smoother
+    from fer_audio.sources import open_source
+    from fer_audio.tracking import Tracker
+
+    # Cheapest checks first, so a bad path is reported before anything heavy loads.
+    if source is None:
+        source = open_source(cfg.source)
+    try:
+        detector = make_detector(cfg.detector)
+        model = load_model(cfg.model)
+        if audio is None:
+            from fer_audio.audio import AudioOut
+
+            audio = AudioOut(cfg.audio, cfg.speech, cfg.cues)
+    except BaseException:
+        source.close()
+        raise
+    return Stages(
+        source=source, detector=detector, tracker=Tracker(cfg.tracker), model=model,
+        smoother=Smoother(cfg.smoothing, model.labels), planner=CuePlanner(cfg.cues, cfg.audio),
+        presenter=CuePresenter(cfg.audio), audio=audio,
+    )
+
+
+class Pipeline:
+    """Runs frames through the stages; pause/resume/reconfigure are safe from other threads."""
+
+    def __init__(self, cfg: Config, stages: Stages, events_out: EventSink | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.cfg = cfg
+        self.s = stages
+        self.events_out = events_out
+        self.clock = clock
+        self.stats = RunStats()
+        self._paused = threading.Event()
+        self._lock = threading.Lock()
+        self._recent: deque[float] = deque(maxlen=30)
+        self._last_t: float | None = None
+        self._tracks: list[Track] = []
+        self._warned: set[str] = set()
+
+    # -- control (any thread) --------------------------------------------------
+
+    def pause(self, t: float | None = None) -> None:
+        if not self._paused.is_set():
+            self._paused.set()
+            self._play_system("paused", t)
+
+    def resume(self, t: float | None = None) -> None:
+        if self._paused.is_set():
+            self._paused.clear()
+            self.s.smoother.reset()
+            self.s.tracker.reset()
+            self.s.planner.reset()
+            self.s.presenter.reset()
+            self._play_system("resumed", t)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused.is_set()
+
+    def reconfigure(self, cfg: Config, audio: Any | None = None) -> None:
+        """Take a new, already validated config without touching the camera."""
+        with self._lock:
+            if audio is not None:
+                old, self.s.audio = self.s.audio, audio
+                old.close()
+            if cfg.smoothing != self.cfg.smoothing:
+                self.s.smoother.reconfigure(cfg.smoothing)  # keeps each person's state
+            self.s.planner.reconfigure(cfg.cues, cfg.audio)
+            self.s.presenter.reconfigure(cfg.audio)
+            self.cfg = cfg
+
+    def status(self) -> dict[str, Any]:
+        fps = 0.0
+        if len(self._recent) >= 2:
+            span = self._recent[-1] - self._recent[0]
+            fps = (len(self._recent) - 1) / span if span > 0 else 0.0
+        return {
+            "state": "paused" if self.paused else "running",
+            "source": self.s.source.describe(),
+            "fps": round(fps, 1),
+            "faces": sum(1 for tr in self._tracks if tr.missed == 0),
+            "last_cue": self.stats.last_cue or "none",
+            "frames": self.stats.frames,
+            "cues": self.stats.cues_played,
+        }
+
+    # -- the loop ----------------------------------------------------------------
+
+    def warn(self, key: str, message: str, t: float | None = None) -> None:
+        """Log and sound a problem once per incident (``key`` is cleared by :meth:`clear_warning`)."""
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        self.stats.warnings.append(message)
+        log.warning("%s", message)
+        now = self._now(t)
+        try:
+            self.s.audio.play_system("warning", now)
+            self.s.audio.say(message, now)
+        except Exception:  # audio never takes the loop down
+            log.exception("could not sound the warning")
+
+    def clear_warning(self, key: str) -> None:
+        self._warned.discard(key)
+
+    def _now(self, t: float | None) -> float:
+        if t is not None:
+            return t
+        return self._last_t if self._last_t is not None else 0.0
+
+    def _play_system(self, name: str, t: float | None) -> None:
+        try:
+            self.s.audio.play_system(name, self._now(t))
+        except Exception:
+            log.exception("could not play %s", name)
+
+    def process(self, image: np.ndarray, t: float, received: float | None = None) -> list[Event]:
+        """One frame through every stage.
+
+        ``received`` is the loop clock when a live frame arrived: the time spent
+        since then is added to ``t`` so stale cues are recognised. File frames
+        pass None and live on their own timeline (a demo WAV matches the clip).
+        """
+        with self._lock:
+            self.stats.frames += 1
+            self._last_t = t
+            if self.paused:
+                return []
+            self.stats.analysed += 1
+            self._recent.append(self.clock())
+            h, w = image.shape[:2]
+            boxes: list[Box] = self.s.detector.detect(image)
+            self._tracks = self.s.tracker.update(boxes, w, h)
+            seen = [tr for tr in self._tracks if tr.missed == 0]
+            self.stats.faces += len(seen)
+            probs = self.s.model.predict(image, [tr.box for tr in seen])
+            obs = [Observation(tr.id, p, tr.x, tr.size) for tr, p in zip(seen, probs, strict=True)]
+            events: list[Event] = self.s.smoother.step(t, obs)
+            for e in events:
+                self.stats.events += 1
+                if self.events_out is not None:
+                    self.events_out.write(e)
+            now = t if received is None else t + (self.clock() - received)
+            for cue in self.s.presenter.present(self.s.planner.plan(events), now):
+                try:
+                    self.s.audio.play(cue, now)
+                except Exception:
+                    log.exception("audio failed to play %s", cue.key)
+                self.stats.cues_played += 1
+                self.stats.last_cue = f"{cue.key} (person {cue.track}) at {now:.1f} s"
+            return events
+
+    def run(self, stop: threading.Event | None = None, max_seconds: float | None = None) -> RunStats:
+        """Process frames until the source ends, ``stop`` is set, or ``max_seconds`` of source time."""
+        from fer_audio.sources import Frame, SourceEvent
+
+        stop = stop or threading.Event()
+        started = self.clock()
+        try:
+            while not stop.is_set():
+                item = self.s.source.read(timeout=0.1)
+                if item is None:
+                    continue
+                if isinstance(item, SourceEvent):
+                    if self._on_source_event(item):
+                        break
+                    continue
+                assert isinstance(item, Frame)
+                if max_seconds is not None and item.t > max_seconds:
+                    self.stats.end_reason = "time limit"
+                    break
+                received = self.clock() if self.s.source.is_live else None
+                try:
+                    self.process(item.image, item.t, received)
+                    self.clear_warning("frame")
+                except Exception as exc:  # one bad frame must not end the service
+                    log.debug("frame failed", exc_info=True)
+                    self.warn("frame", f"a frame could not be analysed: {type(exc).__name__}: {exc}", item.t)
+                self.stats.source_seconds = item.t
+        finally:
+            self.stats.seconds = self.clock() - started
+            if not self.stats.end_reason:
+                self.stats.end_reason = "stopped"
+        return self.stats
+
+    def _on_source_event(self, ev: Any) -> bool:
+        """React to a source event; True ends the run."""
+        if ev.kind == "end":
+            self.stats.end_reason = "end of source"
+            # Let pending faces be reported lost, so the timeline closes cleanly.
+            with self._lock:
+                far = self._now(ev.t) + self.cfg.smoothing.lost_after_s + 1e-3
+                for e in self.s.smoother.step(far, []):
+                    self.stats.events += 1
+                    if self.events_out is not None:
+                        self.events_out.write(e)
+            return True
+        if ev.kind == "lost":
+            self.warn("camera", f"camera lost: {ev.message}", ev.t)
+        elif ev.kind == "restored":
+            self.clear_warning("camera")
+            log.info("camera back: %s", ev.message)
+            self._play_system("resumed", ev.t)
+        elif ev.kind == "error":
+            self.warn("source-error", f"video problem: {ev.message}", ev.t)
+        return False

@@ -1,0 +1,113 @@
+"""The shipped model through the runtime path, on 70 real PrivateTest faces committed as a fixture."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fer_audio.config import ModelConfig
+from fer_audio.emotion import ModelError, load_card, load_model
+from fer_audio.preprocess import face_to_input, faces_to_batch
+from fer_audio.resources import DEFAULT_CARD, LABELS
+from fer_audio.types import Box
+
+
+@pytest.fixture(scope="module")
+def model():  # type: ignore[no-untyped-def]
+    return load_model(ModelConfig())
+
+
+def test_card_contract() -> None:
+    card = load_card(DEFAULT_CARD)
+    assert card.labels == LABELS
+    assert card.raw["input"]["shape"] == [None, 48, 48, 1]
+    assert 0.05 <= card.temperature <= 20 and -0.3 <= card.crop_margin <= 1
+    for kind in ("tflite", "keras"):
+        assert card.file(kind).is_file()
+        assert card.file(kind).stat().st_size < 20_000_000
+    private = card.raw["metrics"]["private"]
+    assert private["split"] == "PrivateTest" and private["n"] == 3589
+
+
+def test_predicts_real_faces_with_the_card_labels(model, sample_faces) -> None:  # type: ignore[no-untyped-def]
+    images, labels = sample_faces
+    probs = model.predict_batch(images[..., None].astype(np.float32))
+    assert probs.shape == (70, len(LABELS))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    acc = float((probs.argmax(axis=1) == labels).mean())
+    # Chance is 1/7 (14%); a broken input contract (wrong scaling, transposed
+    # image, wrong label order) lands near it. Any trained model is far above.
+    assert acc >= 0.35, f"accuracy on 70 fixture faces is {acc:.2f}"
+
+
+def test_batch_equals_one_by_one(model, sample_faces) -> None:  # type: ignore[no-untyped-def]
+    images, _ = sample_faces
+    x = images[:5, ..., None].astype(np.float32)
+    batched = model.predict_batch(x)
+    single = np.concatenate([model.predict_batch(x[i : i + 1]) for i in range(5)])
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+    assert model.predict_batch(np.zeros((0, 48, 48, 1), np.float32)).shape == (0, 7)
+
+
+def test_keras_and_tflite_agree(model, sample_faces) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("keras")
+    pytest.importorskip("tensorflow")
+    images, _ = sample_faces
+    x = images[..., None].astype(np.float32)
+    keras_model = load_model(ModelConfig(backend="keras"))
+    a, b = model.predict_batch(x), keras_model.predict_batch(x)
+    assert (a.argmax(1) == b.argmax(1)).all()
+    np.testing.assert_allclose(a, b, atol=1e-3)
+
+
+def test_crop_of_a_face_in_a_frame_matches_the_face(sample_faces) -> None:  # type: ignore[no-untyped-def]
+    images, _ = sample_faces
+    face = images[0]
+    frame = np.full((300, 400), 128, np.uint8)
+    frame[100:196, 150:246] = np.kron(face, np.ones((2, 2), np.uint8))  # 2x upscaled at (150, 100)
+    crop = face_to_input(frame, Box(150, 100, 96, 96), margin=0.0)
+    assert np.abs(crop.astype(int) - face.astype(int)).mean() < 3
+    # A box at the frame's corner pads by replicating the border instead of failing.
+    corner = face_to_input(frame, Box(-20, -20, 60, 60), margin=0.2)
+    assert corner.shape == (48, 48)
+    batch = faces_to_batch(np.dstack([frame] * 3), [Box(150, 100, 96, 96)], 0.0)
+    assert batch.shape == (1, 48, 48, 1) and batch.dtype == np.float32
+
+
+def _copy_model(tmp_path: Path) -> Path:
+    card = load_card(DEFAULT_CARD)
+    for kind in ("tflite", "keras"):
+        shutil.copy(card.file(kind), tmp_path / card.file(kind).name)
+    shutil.copy(DEFAULT_CARD, tmp_path / "card.json")
+    return tmp_path / "card.json"
+
+
+def test_corrupt_model_is_refused_with_one_line(tmp_path: Path) -> None:
+    card_path = _copy_model(tmp_path)
+    tfl = load_card(card_path).file("tflite")
+    data = bytearray(tfl.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    tfl.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=r"sha256 .* does not match") as info:
+        load_model(ModelConfig(card=card_path))
+    assert "\n" not in str(info.value) and str(tfl) in str(info.value)
+
+
+def test_bad_cards_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="model card not found"):
+        load_model(ModelConfig(card=tmp_path / "none.json"))
+    bad = tmp_path / "card.json"
+    bad.write_text("{not json")
+    with pytest.raises(ModelError, match="unreadable model card"):
+        load_card(bad)
+    bad.write_text(json.dumps({"labels": [], "files": {}}))
+    with pytest.raises(ModelError, match="labels"):
+        load_card(bad)
+    card_path = _copy_model(tmp_path / "m" if (tmp_path / "m").mkdir() is None else tmp_path)
+    load_card(card_path).file("tflite").unlink()
+    with pytest.raises(ModelError, match="model file not found"):
+        load_model(ModelConfig(card=card_path))
