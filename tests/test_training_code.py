@@ -138,3 +138,47 @@ def test_model_factories_build_and_run(arch: str) -> None:
     assert out.shape == (3, 7) and np.isfinite(out).all()
     assert model.count_params() < 5_000_000
     assert isinstance(model, keras.Model)
+
+
+def test_augmentation_keeps_the_input_contract_and_is_seeded() -> None:
+    from training.augment import augment_batch
+
+    images, _, _ = _tiny(16)
+    a = augment_batch(images, np.random.default_rng(5))
+    b = augment_batch(images, np.random.default_rng(5))
+    assert a.shape == (16, 48, 48, 1) and a.dtype == np.float32
+    assert a.min() >= 0 and a.max() <= 255
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, augment_batch(images, np.random.default_rng(6)))
+
+
+def test_augmentation_flip_mirrors_about_the_centre() -> None:
+    from training.augment import random_affine
+
+    # With no rotation, scale or shift, a flipped matrix must map x to 47 - x.
+    rng = np.random.default_rng(0)
+    seen_flip = False
+    for _ in range(20):
+        m = random_affine(rng, 48, max_shift=0.0, max_rot_deg=0.0, scale=(1.0, 1.0))
+        x = m @ np.array([10.0, 20.0, 1.0])
+        if m[0, 0] < 0:
+            seen_flip = True
+            np.testing.assert_allclose(x, [37.0, 20.0], atol=1e-9)
+        else:
+            np.testing.assert_allclose(x, [10.0, 20.0], atol=1e-9)
+    assert seen_flip
+
+
+def test_batches_give_every_face_once_per_epoch_with_weights() -> None:
+    pytest.importorskip("keras")
+    from training.train import FerBatches
+
+    images, labels, _ = _tiny(50)
+    onehot = np.eye(7, dtype=np.float32)[labels]
+    ds = FerBatches(images, onehot, batch=16, augment="none", weights={i: float(i + 1) for i in range(7)})
+    assert len(ds) == 4
+    seen = np.concatenate([ds[i][1].argmax(1) for i in range(len(ds))])
+    assert sorted(seen.tolist()) == sorted(labels.tolist())
+    x, y, w = ds[0]
+    assert x.shape == (16, 48, 48, 1)
+    np.testing.assert_allclose(w, y.argmax(1) + 1.0)

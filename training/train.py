@@ -29,9 +29,9 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-from keras import layers  # noqa: E402
 
 from training import data as fer_data  # noqa: E402
+from training.augment import augment_batch  # noqa: E402
 from training.models import FACTORIES  # noqa: E402
 
 SEED = 1337
@@ -62,38 +62,43 @@ def class_weights(labels: np.ndarray, power: float = 0.5) -> dict[int, float]:
 
 # -- 2. Augmentation -----------------------------------------------------------
 
-def make_augmenter(strength: str = "strong") -> keras.Sequential | None:
-    """Random geometry and photometry, active only in training.
+class FerBatches(keras.utils.PyDataset):
+    """Shuffled, augmented batches; works the same on every Keras backend.
 
-    It wraps the model for ``fit`` and is not part of the exported network.
-    Chosen on PublicTest: flip + shift/scale/rotation + contrast are the big
-    wins on FER; erasing helps the longer runs resist over-fitting.
+    Augmentation (training.augment: flip, shift/scale/rotation, contrast and
+    brightness, blur, erasing) happens here, not in the model, so the exported
+    network is inference-only. Class weights arrive as per-sample weights.
     """
-    if strength == "none":
-        return None
-    aug = [
-        layers.RandomFlip("horizontal", seed=SEED),
-        layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=SEED + 1),
-        layers.RandomRotation(0.05, fill_mode="nearest", seed=SEED + 2),
-        layers.RandomZoom((-0.15, 0.15), fill_mode="nearest", seed=SEED + 3),
-        layers.RandomContrast(0.3, value_range=(0, 255), seed=SEED + 4),
-        layers.RandomBrightness(0.2, value_range=(0, 255), seed=SEED + 5),
-    ]
-    if strength == "strong":
-        aug.append(layers.RandomErasing(factor=0.5, scale=(0.02, 0.15),
-                                        value_range=(0, 255), seed=SEED + 6))
-    return keras.Sequential(aug, name="augment")
+
+    def __init__(self, images: np.ndarray, labels_1h: np.ndarray, batch: int, augment: str,
+                 weights: dict[int, float] | None = None, seed: int = SEED) -> None:
+        super().__init__()
+        self.images, self.labels, self.batch, self.augment = images, labels_1h, batch, augment
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(images))
+        self.sample_w = None
+        if weights is not None:
+            lut = np.array([weights[i] for i in range(labels_1h.shape[1])], np.float32)
+            self.sample_w = lut[labels_1h.argmax(1)]
+
+    def __len__(self) -> int:
+        return int(np.ceil(len(self.images) / self.batch))
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, ...]:
+        idx = self.order[i * self.batch:(i + 1) * self.batch]
+        if self.augment == "none":
+            x = self.images[idx][..., None].astype(np.float32)
+        else:
+            x = augment_batch(self.images[idx], self.rng, self.augment)
+        if self.sample_w is None:
+            return x, self.labels[idx]
+        return x, self.labels[idx], self.sample_w[idx]
+
+    def on_epoch_end(self) -> None:
+        self.order = self.rng.permutation(len(self.images))
 
 
 # -- 3. Training -------------------------------------------------------------
-
-def build_training_model(arch: str, augment: str) -> tuple[keras.Model, keras.Model]:
-    net = FACTORIES[arch]()
-    inputs = keras.Input(shape=net.input_shape[1:], name="gray48")
-    augmenter = make_augmenter(augment)
-    outputs = net(inputs if augmenter is None else augmenter(inputs))
-    return keras.Model(inputs, outputs, name=f"train_{arch}"), net
-
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -132,7 +137,6 @@ def main(argv: list[str] | None = None) -> int:
         val_name = "PublicTest"
     if args.limit:
         x_tr, y_tr = x_tr[: args.limit], y_tr[: args.limit]
-    x_tr = x_tr[..., None].astype("float32")
     x_va = x_va[..., None].astype("float32")
     n_cls = len(fer_data.LABELS)
     y_tr_1h = keras.utils.to_categorical(y_tr, n_cls)
@@ -140,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"train {len(x_tr)} faces, validate on {val_name} ({len(x_va)} faces), "
           f"batch {batch}, peak lr {lr}, augment {augment}", flush=True)
 
-    model, net = build_training_model(args.arch, augment)
+    net = model = FACTORIES[args.arch]()
     steps = int(np.ceil(len(x_tr) / batch)) * args.epochs
     if seed:
         optimizer: keras.optimizers.Optimizer = keras.optimizers.Adam(lr)
@@ -167,15 +171,13 @@ def main(argv: list[str] | None = None) -> int:
                                         save_best_only=True, mode="max"),
     ]
     t0 = time.time()
-    model.fit(x_tr, y_tr_1h, batch_size=batch, epochs=args.epochs,
-              validation_data=(x_va, y_va_1h), class_weight=weights,
-              callbacks=callbacks, verbose=args.verbose, shuffle=True)
+    batches = FerBatches(x_tr, y_tr_1h, batch, augment, weights)
+    model.fit(batches, epochs=args.epochs, validation_data=(x_va, y_va_1h),
+              callbacks=callbacks, verbose=args.verbose)
     elapsed = time.time() - t0
 
-    # Keep the inference network only (no augmentation), from the best epoch.
-    best = keras.models.load_model(out / "best_train.keras")
-    best_net = best.get_layer(net.name)
-    best_net.save(out / "model.keras")
+    # The network from the best epoch (chosen on the validation split).
+    keras.models.load_model(out / "best_train.keras").save(out / "model.keras")
     hist = np.genfromtxt(out / "history.csv", delimiter=",", names=True)
     hist = np.atleast_1d(hist)
     meta = {
