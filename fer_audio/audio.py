@@ -135,6 +135,8 @@ def load_sound(path: Path | str, rate: int, max_s: float = MAX_SOUND_S) -> Sound
         raise SoundFileError(f"{p}: no such file")
     if p.is_dir():
         raise SoundFileError(f"{p}: is a folder, not a sound file")
+    if not p.is_file():  # a FIFO or device would block or never end
+        raise SoundFileError(f"{p}: not a regular file")
     try:
         info = soundfile.info(str(p))
     except Exception as exc:  # libsndfile's own error types vary between versions

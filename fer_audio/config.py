@@ -8,6 +8,7 @@ file are resolved against that file's folder.
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -182,7 +183,7 @@ def default_config_path() -> Path:
     return Path(base) / "fer-audio" / "config.toml"
 
 
-def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
+def _resolve_paths(raw: dict[str, Any], base: Path, origin: Path | str = "<string>") -> None:
     """Relative paths: the file's own folder first, then the bundled data folder.
 
     The second lets a user write ``sounds/happy.wav`` for a bundled sound, as
@@ -190,28 +191,40 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
     """
     from fer_audio.resources import DATA_ROOT
 
-    def fix(section: dict[str, Any], key: str) -> None:
+    def fix(section: dict[str, Any], key: str, where: str) -> None:
         v = section.get(key)
-        if isinstance(v, str) and v and not Path(v).expanduser().is_absolute():
+        if not isinstance(v, str) or not v:
+            return
+        try:
+            p = Path(v).expanduser()
+            if p.is_absolute():
+                section[key] = str(p)
+                return
             mine, bundled = base / v, DATA_ROOT / v
             section[key] = str(bundled if not mine.exists() and bundled.exists() else mine)
-        elif isinstance(v, str) and v:
-            section[key] = str(Path(v).expanduser())
+        except (RuntimeError, OSError, ValueError) as exc:
+            # ~nosuchuser, names longer than the file system allows, NUL bytes.
+            raise ConfigError(f"{origin}: {where}: unusable path: {_printable(str(exc))}") from None
 
     for sect, key in (("detector", "model"), ("model", "card"), ("audio", "wav_path")):
         if isinstance(raw.get(sect), dict):
-            fix(raw[sect], key)
+            fix(raw[sect], key, f"{sect}.{key}")
     cues = raw.get("cues")
     if isinstance(cues, dict):
-        for c in cues.values():
+        for name, c in cues.items():
             if isinstance(c, dict):
-                fix(c, "earcon")
+                fix(c, "earcon", f"cues.{_printable(str(name))}.earcon")
+
+
+def _printable(text: str) -> str:
+    """One line, whatever a hostile file put in a key or message."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def _format_error(path: Path | str, err: ValidationError) -> str:
     first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    msg = first["msg"]
+    loc = _printable(".".join(str(p) for p in first["loc"])) or "(top level)"
+    msg = _printable(first["msg"])
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
     more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
@@ -223,8 +236,10 @@ def parse_config(text: str, path: Path | str = "<string>", base: Path | None = N
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    _resolve_paths(raw, base or Path.cwd())
+        raise ConfigError(f"{path}: not valid TOML: {_printable(str(exc))}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
+    _resolve_paths(raw, base or Path.cwd(), path)
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
@@ -240,16 +255,26 @@ def load_config(path: str | Path | None = None) -> Config:
     else:
         p = Path(path).expanduser()
     try:
-        size = p.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{p}: file is {size} bytes; a config is at most {MAX_CONFIG_BYTES}")
-        data = p.read_bytes()
+        st = p.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(st.st_mode):
+            # A FIFO would block for ever, /dev/zero never ends.
+            raise ConfigError(f"{p}: not a regular file")
+        if st.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{p}: file is {st.st_size} bytes; a config is at most {MAX_CONFIG_BYTES}")
+        with open(p, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{p}: file is over {MAX_CONFIG_BYTES} bytes; that is too big for a config")
     except FileNotFoundError:
         raise ConfigError(f"{p}: no such file") from None
     except IsADirectoryError:
         raise ConfigError(f"{p}: is a directory, not a TOML file") from None
     except PermissionError:
         raise ConfigError(f"{p}: permission denied") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
