@@ -7,6 +7,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
 APT_PACKAGES := python3-venv python3-pip libportaudio2 libsndfile1 espeak-ng pulseaudio pulseaudio-utils libasound2-plugins alsa-utils
+# Only the tests need these: strace watches the service for written images and network sockets.
+APT_TEST_PACKAGES := strace
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test setup setup-dev apt lint pytest demo clean
@@ -23,8 +25,10 @@ run: setup
 test: setup-dev lint pytest
 
 apt: .stamp-apt
-.stamp-apt:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+.stamp-apt: APT_WANTED = $(APT_PACKAGES)
+.stamp-apt-test: APT_WANTED = $(APT_TEST_PACKAGES)
+.stamp-apt .stamp-apt-test:
+	@missing=""; for p in $(APT_WANTED); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
@@ -40,7 +44,7 @@ $(VENV)/.stamp-run: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	@touch $@
 
-setup-dev: .stamp-apt $(VENV)/.stamp-dev
+setup-dev: .stamp-apt .stamp-apt-test $(VENV)/.stamp-dev
 $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev,train]'
 	@touch $@ $(VENV)/.stamp-run
@@ -53,4 +57,4 @@ pytest: setup-dev
 	$(BIN)/pytest -q
 
 clean:
-	rm -rf $(VENV) .stamp-apt $(OUT) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .stamp-apt .stamp-apt-test $(OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -31,7 +31,8 @@ def _input_errors() -> tuple[type[BaseException], ...]:
     """Every stage's one-line error type (imported lazily: stages are heavy)."""
     errors: list[type[BaseException]] = [ConfigError, UserError]
     for mod, name in (("fer_audio.emotion", "ModelError"), ("fer_audio.sources", "SourceError"),
-                      ("fer_audio.detection", "DetectorError"), ("fer_audio.audio", "SoundFileError")):
+                      ("fer_audio.detection", "DetectorError"), ("fer_audio.audio", "SoundFileError"),
+                      ("fer_audio.audio", "AudioDeviceError"), ("fer_audio.audio", "AudioOutputError")):
         try:
             module = __import__(mod, fromlist=[name])
             errors.append(getattr(module, name))
@@ -174,8 +175,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_ctl(args: argparse.Namespace) -> int:
     """Talk to the running service. Exit 0: done; 1: no service answers; 2: it refused (reply printed)."""
-    from fer_audio.control import ControlError, NotRunning, send_command, socket_path
-    from fer_audio.daemon import describe_status
+    from fer_audio.control import ControlError, NotRunning, describe_status, send_command, socket_path
 
     path = socket_path()
     try:
@@ -329,6 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "run" and hasattr(signal, "SIGHUP"):
+        # Until the service installs its reload handler (~1 s of imports and model
+        # loading), a SIGHUP must not kill it: that is the signal's default action.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     setup_logging(args.verbose, args.quiet)
     try:
         return int(args.func(args))
