@@ -873,7 +873,9 @@ class AudioOut:
                     return False
                 if name == "warning":
                     self._pending_warning = False
-                return self._submit([Voice(sound)], t)
+                # System sounds wait for what is playing (a warning must not land on the
+                # start-up chord); expression cues never wait, they would be stale.
+                return self._submit([Voice(sound)], t, queue=True)
             except Exception:
                 self._log_unexpected("play_system")
                 return False

@@ -111,10 +111,15 @@ class Pyttsx3Engine:
         fd, name = tempfile.mkstemp(prefix="fer-audio-speech-", suffix=".wav")
         os.close(fd)
         try:
-            with self._lock, contextlib.redirect_stdout(io.StringIO()):  # pyttsx3 prints "Audio saved to ..."
-                self._apply_settings()
-                self._engine.save_to_file(text, name)
-                self._engine.runAndWait()
+            # espeak-ng's first render in a process now and then writes an empty file
+            # (seen 1 in 8-20 fresh processes); a second try has always produced audio.
+            for _attempt in range(3):
+                with self._lock, contextlib.redirect_stdout(io.StringIO()):  # pyttsx3 prints "Audio saved to ..."
+                    self._apply_settings()
+                    self._engine.save_to_file(text, name)
+                    self._engine.runAndWait()
+                if os.path.getsize(name) > 0:
+                    break
             if os.path.getsize(name) == 0:
                 raise SpeechUnavailable(f"espeak-ng produced no audio for {text!r}")
             data, rate = soundfile.read(name, dtype="float32", always_2d=True)

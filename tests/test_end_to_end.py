@@ -10,6 +10,7 @@ the segment.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -117,12 +118,19 @@ def test_faces_appear_and_are_lost_where_the_clip_says(demo_run: tuple) -> None:
     assert appeared and appeared == lost, "every announced face is reported lost by the end"
 
 
+def _own_runtime_dir(tmp_path: Path) -> dict[str, str]:
+    """A private XDG_RUNTIME_DIR, so a real service running for this user cannot interfere."""
+    run_dir = tmp_path / "xdg-run"
+    run_dir.mkdir(mode=0o700, exist_ok=True)
+    return {**os.environ, "XDG_RUNTIME_DIR": str(run_dir)}
+
+
 def test_cli_run_writes_jsonl_and_exits_zero(tmp_path: Path) -> None:
     out = tmp_path / "e.jsonl"
     proc = subprocess.run(
         [sys.executable, "-m", "fer_audio", "-q", "run", "--source", str(DEMO_CLIP),
          "--events-out", str(out), "--no-audio", "--max-seconds", "8"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, env=_own_runtime_dir(tmp_path),
     )
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -142,8 +150,9 @@ def test_cli_run_writes_jsonl_and_exits_zero(tmp_path: Path) -> None:
         (["check-config", "/no/such/config.toml"], "no such file"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(args: list[str], needle: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "fer_audio", *args], capture_output=True, text=True, timeout=60)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], needle: str, tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "fer_audio", *args], capture_output=True, text=True,
+                          timeout=60, env=_own_runtime_dir(tmp_path))
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and needle in lines[0], proc.stderr
