@@ -122,7 +122,8 @@ def run_pipeline(cfg: Config, events_out: Path | None, print_timeline: bool,
             stats = pipe.run(stop, max_seconds=max_seconds)
         finally:
             stages.source.close()
-            stages.audio.close()
+            # A WAV of a file run lasts as long as the video, so it lines up with it.
+            stages.audio.close(end_t=pipe.stats.source_seconds or None)
             sink.close()
         source_name = stages.source.describe()
         events = sink.events if isinstance(sink, ListEvents) else _read_jsonl(events_out)

@@ -86,6 +86,11 @@ def check_written_file(path: Path, wav: Path, events: Path, lock: Path) -> None:
     if path.suffix == ".pyc" and path.parent.name == "__pycache__":
         return  # Python's own byte-code cache
     data = path.read_bytes()
+    if path.name == "cookie" and path.parent.name == "pulse":
+        # libpulse (under PortAudio's ALSA pulse device) creates its 256-byte auth
+        # cookie on first connect when none exists: random bytes, not a picture.
+        assert len(data) == 256, f"{path}: {len(data)} bytes, expected PulseAudio's 256-byte cookie"
+        return
     if path == wav:
         info = soundfile.info(str(path))
         pcm = info.frames * info.channels * 2
