@@ -70,7 +70,7 @@ class SmoothingConfig(_Section):
     half_life_s: float = Field(0.25, gt=0, le=10, description="Half-life of the exponential smoothing of probabilities.")
     enter_threshold: float = Field(0.55, gt=0, lt=1, description="Smoothed probability needed to enter an expression.")
     exit_threshold: float = Field(0.40, gt=0, lt=1, description="Below this the current expression is left (hysteresis).")
-    min_dwell_s: float = Field(0.4, ge=0, le=10, description="A candidate expression must hold this long before it counts.")
+    min_dwell_s: float = Field(0.2, ge=0, le=10, description="A candidate expression must hold this long before it counts.")
     cooldown_s: float = Field(
         5.0, ge=0, le=600, description="The same expression of the same person is not cued again within this."
     )
