@@ -111,3 +111,19 @@ def test_bad_cards_are_refused(tmp_path: Path) -> None:
     load_card(card_path).file("tflite").unlink()
     with pytest.raises(ModelError, match="model file not found"):
         load_model(ModelConfig(card=card_path))
+
+
+@pytest.mark.dataset
+def test_card_private_accuracy_is_reproduced(fer2013_npz: Path) -> None:
+    """The card's PrivateTest numbers come back from the shipped .tflite (skips without the dataset)."""
+    from training import data as fer_data
+    from training.evaluate import load_logits_fn, predict_logits, report
+
+    logits_fn, temperature, _ = load_logits_fn(DEFAULT_CARD)
+    private = fer_data.load(fer2013_npz).split("private")
+    r = report(predict_logits(logits_fn, private.images), private.labels.astype(np.int64), temperature,
+               private.ferplus_votes)
+    stated = load_card(DEFAULT_CARD).raw["metrics"]["private"]
+    assert r["n"] == stated["n"] == 3589
+    assert abs(r["accuracy"] - stated["accuracy"]) <= 0.001
+    assert abs(r["ferplus_majority_accuracy"] - stated["ferplus_majority_accuracy"]) <= 0.001
