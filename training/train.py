@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--augment", choices=["none", "light", "strong"], default=None)
     ap.add_argument("--label-smoothing", type=float, default=None)
     ap.add_argument("--limit", type=int, default=0, help="use only N training rows (smoke tests)")
+    ap.add_argument("--init-from", type=Path, default=None,
+                    help="start from this .keras model (same arch) instead of random weights: fine-tuning")
+    ap.add_argument("--warmup-epochs", type=float, default=1.0, help="linear warm-up to the peak learning rate")
     ap.add_argument("--verbose", type=int, default=2 if not sys.stdout.isatty() else 1)
     args = ap.parse_args(argv)
 
@@ -144,15 +147,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"train {len(x_tr)} faces, validate on {val_name} ({len(x_va)} faces), "
           f"batch {batch}, peak lr {lr}, augment {augment}", flush=True)
 
-    net = model = FACTORIES[args.arch]()
+    if args.init_from:
+        net = model = keras.models.load_model(args.init_from, compile=False)
+    else:
+        net = model = FACTORIES[args.arch]()
     steps = int(np.ceil(len(x_tr) / batch)) * args.epochs
     if seed:
         optimizer: keras.optimizers.Optimizer = keras.optimizers.Adam(lr)
         weights = None
     else:
-        # One warm-up epoch to the peak, then cosine to zero: the shape of
-        # a one-cycle schedule, which gets the most out of a short budget.
-        warm = int(np.ceil(len(x_tr) / batch))
+        # A warm-up to the peak (one epoch by default), then cosine to zero: the
+        # shape of a one-cycle schedule, which gets the most out of a short budget.
+        warm = max(1, int(np.ceil(args.warmup_epochs * len(x_tr) / batch)))
         schedule = keras.optimizers.schedules.CosineDecay(
             lr / 10, decay_steps=max(steps - warm, 1), warmup_target=lr, warmup_steps=warm)
         optimizer = keras.optimizers.AdamW(schedule, weight_decay=5e-4)
