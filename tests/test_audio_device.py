@@ -11,11 +11,11 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import FakeCue
 from pulse import (
     RATE,
     PulseServer,
@@ -47,16 +47,6 @@ LATENCY_BOUND_S = 0.25
 EARLY_TOLERANCE_S = -0.03
 
 
-@dataclass(frozen=True)
-class FakeCue:
-    key: str
-    mode: str
-    earcon: Path | None
-    text: str
-    gain_db: float = 0.0
-    pan: float = 0.0
-    event_t: float = 0.0
-    track: int = 1
 
 
 def earcon_cue(key: str, pan: float) -> FakeCue:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fakes import FakeCue
 
 from fer_audio.audio import SYSTEM_SOUNDS, AudioOut, RecordingSink, Sound, load_sound
 from fer_audio.config import AudioConfig, Config, CueConfig, SpeechConfig
@@ -16,16 +16,6 @@ from fer_audio.speech import RecordingTts
 RATE = 48000
 
 
-@dataclass(frozen=True)
-class FakeCue:
-    key: str
-    mode: str
-    earcon: Path | None
-    text: str
-    gain_db: float = 0.0
-    pan: float = 0.0
-    event_t: float = 0.0
-    track: int = 1
 
 
 class Clock:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
+from fakes import FakeCue
 from pulse import onsets_by_correlation
 
 from fer_audio.audio import WORD_GAP_S, AudioOut, AudioOutputError, Mixer, Voice, WavSink, load_sound
@@ -18,16 +18,6 @@ from fer_audio.speech import RecordingTts
 RATE = 48000
 
 
-@dataclass(frozen=True)
-class FakeCue:
-    key: str
-    mode: str
-    earcon: Path | None
-    text: str
-    gain_db: float = 0.0
-    pan: float = 0.0
-    event_t: float = 0.0
-    track: int = 1
 
 
 def left_over_right_db(seg: np.ndarray) -> float:

@@ -15,7 +15,6 @@ unusable paths, special files) are fixed and kept as regression tests at the bot
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import resource
@@ -23,12 +22,12 @@ import struct
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from fuzzkit import FUZZ, case_report
+from hypothesis import given
 from hypothesis import strategies as st
 
 from fer_audio.audio import SoundFileError, load_sound
@@ -50,25 +49,15 @@ from fer_audio.config import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = int(os.environ.get("FER_AUDIO_FUZZ_EXAMPLES", "150"))
 CASES: Counter[str] = Counter()
 
 SECTIONS: dict[str, type] = {
     "source": SourceConfig, "detector": DetectorConfig, "tracker": TrackerConfig, "model": ModelConfig,
     "smoothing": SmoothingConfig, "speech": SpeechConfig, "audio": AudioConfig,
 }
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def report_counts() -> Iterator[None]:
-    yield
-    print(f"\n{Path(__file__).name}: cases tried: " + ", ".join(f"{k} {v}" for k, v in sorted(CASES.items())))
-    out = os.environ.get("FER_AUDIO_FUZZ_COUNTS")
-    if out:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / f"{Path(__file__).stem}.json").write_text(json.dumps(dict(CASES), indent=2) + "\n")
+report_counts = case_report(CASES, __file__)
 
 
 def one_line(exc: BaseException) -> str:

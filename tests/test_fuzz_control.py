@@ -28,27 +28,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from fuzzkit import FUZZ, case_report
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from fer_audio.control import COMMANDS, MAX_CLIENTS, MAX_MESSAGE, MAX_REPLY, READ_TIMEOUT_S, parse_request
 from fer_audio.resources import DEMO_CLIP
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = int(os.environ.get("FER_AUDIO_FUZZ_EXAMPLES", "150"))
 CASES: Counter[str] = Counter()
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def report_counts() -> Iterator[None]:
-    yield
-    print(f"\n{Path(__file__).name}: cases tried: " + ", ".join(f"{k} {v}" for k, v in sorted(CASES.items())))
-    out = os.environ.get("FER_AUDIO_FUZZ_COUNTS")
-    if out:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / f"{Path(__file__).stem}.json").write_text(json.dumps(dict(CASES), indent=2) + "\n")
+report_counts = case_report(CASES, __file__)
 
 
 @dataclass

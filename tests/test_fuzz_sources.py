@@ -16,8 +16,6 @@ $FER_AUDIO_FUZZ_COUNTS/test_fuzz_sources.json when that variable names a folder.
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -28,6 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from fuzzkit import EXAMPLES, case_report
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -40,7 +39,6 @@ from fer_audio.sources import SourceError, as_bgr, open_source
 from fer_audio.tracking import Tracker
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-EXAMPLES = int(os.environ.get("FER_AUDIO_FUZZ_EXAMPLES", "150"))
 CASES: Counter[str] = Counter()
 WATCHDOG_S = 60.0
 
@@ -53,14 +51,7 @@ FRAMES = settings(max_examples=max(10, EXAMPLES // 2), deadline=None, database=N
                                          HealthCheck.data_too_large])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def report_counts() -> Iterator[None]:
-    yield
-    print(f"\n{Path(__file__).name}: cases tried: " + ", ".join(f"{k} {v}" for k, v in sorted(CASES.items())))
-    out = os.environ.get("FER_AUDIO_FUZZ_COUNTS")
-    if out:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / f"{Path(__file__).stem}.json").write_text(json.dumps(dict(CASES), indent=2) + "\n")
+report_counts = case_report(CASES, __file__)
 
 
 def one_line(text: str) -> str:
