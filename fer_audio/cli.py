@@ -111,8 +111,11 @@ def run_pipeline(cfg: Config, events_out: Path | None, print_timeline: bool,
             raise UserError(str(exc)) from None
         stats, source_name, events = result.stats, result.source, result.events
     else:
+        from fer_audio.daemon import LoggedEvents
+
         stages = build_stages(cfg)
-        sink: Any = JsonlEvents(events_out) if events_out else ListEvents()
+        kept = ListEvents()
+        sink = LoggedEvents([kept, *([JsonlEvents(events_out)] if events_out else [])])
         pipe = Pipeline(cfg, stages, sink)
         stop = stop or threading.Event()
         _install_stop_handlers(stop)
@@ -126,7 +129,7 @@ def run_pipeline(cfg: Config, events_out: Path | None, print_timeline: bool,
             stages.audio.close(end_t=pipe.stats.source_seconds or None)
             sink.close()
         source_name = stages.source.describe()
-        events = sink.events if isinstance(sink, ListEvents) else _read_jsonl(events_out)
+        events = kept.events
     if print_timeline and events is not None:
         print(f"cue timeline for {source_name}:")
         for e in events:
@@ -140,17 +143,6 @@ def run_pipeline(cfg: Config, events_out: Path | None, print_timeline: bool,
     if cfg.audio.output == "wav" and cfg.audio.wav_path:
         print(f"audio written to {cfg.audio.wav_path}")
     return EXIT_OK
-
-
-def _read_jsonl(path: Path | None) -> list[Any]:
-    import json
-
-    from fer_audio.types import Event
-
-    if path is None:
-        return []
-    return [Event(**{k: v for k, v in json.loads(line).items()})
-            for line in path.read_text().splitlines() if line.strip()]
 
 
 # -- subcommands ------------------------------------------------------------------
