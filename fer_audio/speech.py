@@ -111,18 +111,21 @@ class Pyttsx3Engine:
         fd, name = tempfile.mkstemp(prefix="fer-audio-speech-", suffix=".wav")
         os.close(fd)
         try:
-            # espeak-ng's first render in a process now and then writes an empty file
-            # (seen 1 in 8-20 fresh processes); a second try has always produced audio.
+            # espeak-ng now and then writes an empty or silent file (an empty file in
+            # 1 of 8-20 fresh processes; silent audio under load); a retry gives speech.
+            data, rate = np.zeros((0, 1), np.float32), 0
             for _attempt in range(3):
                 with self._lock, contextlib.redirect_stdout(io.StringIO()):  # pyttsx3 prints "Audio saved to ..."
                     self._apply_settings()
                     self._engine.save_to_file(text, name)
                     self._engine.runAndWait()
-                if os.path.getsize(name) > 0:
+                if os.path.getsize(name) == 0:
+                    continue
+                data, rate = soundfile.read(name, dtype="float32", always_2d=True)
+                if data.size and np.abs(data).max() > 1e-3:
                     break
-            if os.path.getsize(name) == 0:
+            if not data.size or np.abs(data).max() <= 1e-3:
                 raise SpeechUnavailable(f"espeak-ng produced no audio for {text!r}")
-            data, rate = soundfile.read(name, dtype="float32", always_2d=True)
         except SpeechUnavailable:
             raise
         except Exception as exc:
