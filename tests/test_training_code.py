@@ -169,16 +169,35 @@ def test_augmentation_flip_mirrors_about_the_centre() -> None:
     assert seen_flip
 
 
-def test_batches_give_every_face_once_per_epoch_with_weights() -> None:
+def test_epochs_give_every_face_once_with_its_class_weight() -> None:
     pytest.importorskip("keras")
-    from training.train import FerBatches
+    from training.train import augmented_epoch, sample_weights
 
     images, labels, _ = _tiny(50)
-    onehot = np.eye(7, dtype=np.float32)[labels]
-    ds = FerBatches(images, onehot, batch=16, augment="none", weights={i: float(i + 1) for i in range(7)})
-    assert len(ds) == 4
-    seen = np.concatenate([ds[i][1].argmax(1) for i in range(len(ds))])
-    assert sorted(seen.tolist()) == sorted(labels.tolist())
-    x, y, w = ds[0]
-    assert x.shape == (16, 48, 48, 1)
-    np.testing.assert_allclose(w, y.argmax(1) + 1.0)
+    plain = augmented_epoch(images, 0, "none")
+    assert plain.shape == (50, 48, 48, 1)
+    np.testing.assert_array_equal(plain[..., 0], images)  # order kept: fit shuffles
+    a0, a0_again, a1 = (augmented_epoch(images, e, "strong") for e in (0, 0, 1))
+    assert a0.shape == (50, 48, 48, 1) and a0.dtype == np.float32
+    np.testing.assert_array_equal(a0, a0_again)  # a resumed run sees the same epoch
+    assert not np.array_equal(a0, a1)
+    w = sample_weights(labels, {i: float(i + 1) for i in range(7)})
+    assert w is not None
+    np.testing.assert_allclose(w, labels + 1.0)
+    assert sample_weights(labels, None) is None
+
+
+def test_continued_run_histories_chain_into_one_curve(tmp_path: Path) -> None:
+    from training.export import join_histories, write_history
+
+    head = "epoch,accuracy,loss,val_accuracy,val_loss\n"
+    (tmp_path / "a.csv").write_text(head + "0,0.2,1.9,0.17,1.8\n1,0.4,1.7,0.47,1.5\n2,0.5,1.5,0.52,1.4\n")
+    (tmp_path / "b.csv").write_text(head + "0,0.55,1.4,0.50,1.5\n1,0.6,1.3,0.61,1.2\n")
+    h, restarts = join_histories([tmp_path / "a.csv", tmp_path / "b.csv"])
+    assert h["epoch"].tolist() == [0, 1, 2, 3, 4]
+    assert restarts == [3]
+    np.testing.assert_allclose(h["val_accuracy"], [0.17, 0.47, 0.52, 0.50, 0.61])
+    write_history(h, tmp_path / "joined.csv")
+    back, none = join_histories([tmp_path / "joined.csv"])
+    assert none == []
+    assert back.tolist() == h.tolist()

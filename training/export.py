@@ -15,7 +15,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -56,27 +55,51 @@ def export_tflite(model: Any, path: Path, float16: bool = False) -> None:
         path.write_bytes(conv.convert())
 
 
-def plot_curves(history_csv: Path, path: Path, title: str) -> None:
+def join_histories(csvs: list[Path]) -> tuple[np.ndarray, list[int]]:
+    """Chain the per-phase Keras CSV logs of a run that was continued with ``--init-from``.
+
+    Each phase numbers its epochs from 0; the joined log numbers them on from
+    the previous phase so a curve reads as one training. Also returns the
+    epoch count at which each later phase starts (where the schedule restarted).
+    """
+    parts, starts, done = [], [], 0
+    for i, csv in enumerate(csvs):
+        h = np.atleast_1d(np.genfromtxt(csv, delimiter=",", names=True))
+        h = h[["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]].copy()
+        h["epoch"] = h["epoch"] - h["epoch"].min() + done
+        if i:
+            starts.append(done)
+        done += len(h)
+        parts.append(h)
+    return np.concatenate(parts), starts
+
+
+def write_history(h: np.ndarray, path: Path) -> None:
+    cols = list(h.dtype.names or ())
+    rows = [",".join(cols)] + [",".join(f"{int(r[c])}" if c == "epoch" else repr(float(r[c])) for c in cols) for r in h]
+    path.write_text("\n".join(rows) + "\n")
+
+
+def plot_curves(h: np.ndarray, path: Path, title: str, restarts: tuple[int, ...] = ()) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    h = np.atleast_1d(np.genfromtxt(history_csv, delimiter=",", names=True))
     ep = h["epoch"] + 1
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     a1.plot(ep, h["accuracy"], "o-", label="train (augmented)")
-    a1.plot(ep, h["val_accuracy"], "s-", label="validation")
-    a1.set_xlabel("epoch")
+    a1.plot(ep, h["val_accuracy"], "s-", label="validation (PublicTest)")
     a1.set_ylabel("accuracy")
-    a1.grid(alpha=0.3)
-    a1.legend()
     a2.plot(ep, h["loss"], "o-", label="train")
     a2.plot(ep, h["val_loss"], "s-", label="validation")
-    a2.set_xlabel("epoch")
     a2.set_ylabel("loss")
-    a2.grid(alpha=0.3)
-    a2.legend()
+    for ax in (a1, a2):
+        for r in restarts:
+            ax.axvline(r + 0.5, color="grey", ls="--", lw=1)
+        ax.set_xlabel("epoch" + (" (dashed: learning-rate schedule restarted)" if restarts else ""))
+        ax.grid(alpha=0.3)
+        ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -89,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", type=Path, default=Path("models"))
     ap.add_argument("--name", default=None, help="file stem (default: the run's arch)")
+    ap.add_argument("--prior-run", type=Path, action="append", default=[],
+                    help="a run that --run continued (--init-from), oldest first; its log joins the curves and card")
+    ap.add_argument("--note", default=None, help="free text for the card's training.history_note")
     ap.add_argument("--crop-margin", type=float, default=0.1,
                     help="runtime crop margin, fraction of the face box (tuned by training.crop_gap)")
     args = ap.parse_args(argv)
@@ -143,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
                       "bytes": keras_path.stat().st_size},
         },
         "protocol": SEED_PROTOCOL if meta["arch"] == "seed" else PROTOCOL,
-        "training": meta,
+        "training": {**meta, **({"history_note": args.note} if args.note else {}),
+                     **({"earlier_phases": [json.loads((r / "train_meta.json").read_text()) for r in args.prior_run]}
+                        if args.prior_run else {})},
         "calibration": {
             "fitted_on": "PublicTest", "method": "temperature scaling (NLL)",
             "ece_before": pub["ece_uncalibrated"], "ece_after": pub["ece"],
@@ -161,17 +189,21 @@ def main(argv: list[str] | None = None) -> int:
     old = args.out / "card.json"
     if old.exists():
         prev = json.loads(old.read_text())
-        if "crop_study" in prev and prev.get("name") == name:
+        # The crop study measured a particular network: keep it only for the same weights.
+        same = prev.get("files", {}).get("tflite", {}).get("sha256") == card["files"]["tflite"]["sha256"]
+        if "crop_study" in prev and same:
             card["crop_study"] = prev["crop_study"]
+            card["crop_margin"] = prev["crop_margin"]
     old.write_text(json.dumps(card, indent=2) + "\n")
-    history = args.run / "history.csv"
-    if history.exists():
-        plot_curves(history, args.out / "training_curves.png",
-                    f"{name}: best PublicTest-chosen epoch {meta['best_epoch']} of {meta['epochs']}")
+    csvs = [r / "history.csv" for r in [*args.prior_run, args.run]]
+    if all(c.exists() for c in csvs):
+        h, restarts = join_histories(csvs)
+        best = int(h["epoch"][np.argmax(h["val_accuracy"])]) + 1
+        plot_curves(h, args.out / "training_curves.png",
+                    f"{name}: epoch {best} of {len(h)} chosen on PublicTest", tuple(restarts))
+        write_history(h, args.out / f"{name}_history.csv")
     print(f"wrote {keras_path}, {tflite_path} ({tflite_path.stat().st_size} B), {old}; "
           f"tflite/keras top-1 agreement {100 * agree:.2f}%, float16 accuracy {100 * f16_acc:.2f}%")
-    if history.exists():
-        shutil.copy(history, args.out / f"{name}_history.csv")
     return 0
 
 

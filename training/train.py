@@ -10,8 +10,8 @@ Protocol (kept, and written into the model card by ``training.export``):
   (the best epoch by PublicTest accuracy is kept). PrivateTest is never read
   here; ``training.evaluate`` reads it once, at the end.
 
-Interrupt at any time: ``BackupAndRestore`` resumes from the last finished
-epoch when the same command is run again. The same file runs unchanged on
+Interrupt at any time: running the same command again resumes after the
+last finished epoch (the whole model and optimizer are saved after each). The same file runs unchanged on
 ``KERAS_BACKEND=jax`` (a GPU machine) and TensorFlow (this CPU).
 """
 
@@ -62,40 +62,30 @@ def class_weights(labels: np.ndarray, power: float = 0.5) -> dict[int, float]:
 
 # -- 2. Augmentation -----------------------------------------------------------
 
-class FerBatches(keras.utils.PyDataset):
-    """Shuffled, augmented batches; works the same on every Keras backend.
+def sample_weights(labels: np.ndarray, weights: dict[int, float] | None) -> np.ndarray | None:
+    """Per-face weights from per-class ones (``fit`` takes class weights only as sample weights here)."""
+    if weights is None:
+        return None
+    return np.array([weights[i] for i in range(len(weights))], np.float32)[labels]
 
-    Augmentation (training.augment: flip, shift/scale/rotation, contrast and
-    brightness, blur, erasing) happens here, not in the model, so the exported
-    network is inference-only. Class weights arrive as per-sample weights.
+
+def augmented_epoch(images: np.ndarray, epoch: int, augment: str, seed: int = SEED) -> np.ndarray:
+    """One epoch's augmented copy of every training face, made before the epoch starts.
+
+    (training.augment: flip, shift/scale/rotation, contrast and brightness,
+    blur, erasing.) Made up front as one array, not batch by batch through a
+    ``keras.utils.PyDataset``: measured here, TensorFlow's generator path
+    made a training step 2.3× slower (2.9 s against 1.3 s per batch of 128),
+    while augmenting all 28,709 faces takes ~3 s. Seeded by epoch, so a
+    resumed run sees the same faces it would have seen.
     """
-
-    def __init__(self, images: np.ndarray, labels_1h: np.ndarray, batch: int, augment: str,
-                 weights: dict[int, float] | None = None, seed: int = SEED) -> None:
-        super().__init__()
-        self.images, self.labels, self.batch, self.augment = images, labels_1h, batch, augment
-        self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(images))
-        self.sample_w = None
-        if weights is not None:
-            lut = np.array([weights[i] for i in range(labels_1h.shape[1])], np.float32)
-            self.sample_w = lut[labels_1h.argmax(1)]
-
-    def __len__(self) -> int:
-        return int(np.ceil(len(self.images) / self.batch))
-
-    def __getitem__(self, i: int) -> tuple[np.ndarray, ...]:
-        idx = self.order[i * self.batch:(i + 1) * self.batch]
-        if self.augment == "none":
-            x = self.images[idx][..., None].astype(np.float32)
-        else:
-            x = augment_batch(self.images[idx], self.rng, self.augment)
-        if self.sample_w is None:
-            return x, self.labels[idx]
-        return x, self.labels[idx], self.sample_w[idx]
-
-    def on_epoch_end(self) -> None:
-        self.order = self.rng.permutation(len(self.images))
+    if augment == "none":
+        return images[..., None].astype(np.float32)
+    rng = np.random.default_rng([seed, epoch])
+    out = np.empty((*images.shape, 1), np.float32)
+    for i in range(0, len(images), 1024):
+        out[i:i + 1024] = augment_batch(images[i:i + 1024], rng, augment)
+    return out
 
 
 # -- 3. Training -------------------------------------------------------------
@@ -170,16 +160,33 @@ def main(argv: list[str] | None = None) -> int:
     )
     net.summary(print_fn=lambda s, **_: print(s, flush=True))
 
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(out / "backup")),
-        keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
-        keras.callbacks.ModelCheckpoint(str(out / "best_train.keras"), monitor="val_accuracy",
-                                        save_best_only=True, mode="max"),
-    ]
+    # Resume: after every epoch the whole model (weights, optimizer state, schedule
+    # position) is saved; running the same command again continues from there.
+    backup, state_file = out / "backup" / "model.keras", out / "backup" / "state.json"
+    start, best = 0, None
+    if backup.exists() and state_file.exists():
+        state = json.loads(state_file.read_text())
+        start, best = int(state["epochs_done"]), state["best_val_accuracy"]
+        model = keras.models.load_model(backup)
+        print(f"resuming after epoch {start} (best {val_name} accuracy so far {best:.4f})", flush=True)
+    backup.parent.mkdir(exist_ok=True)
     t0 = time.time()
-    batches = FerBatches(x_tr, y_tr_1h, batch, augment, weights)
-    model.fit(batches, epochs=args.epochs, validation_data=(x_va, y_va_1h),
-              callbacks=callbacks, verbose=args.verbose)
+    sw = sample_weights(y_tr, weights)
+    for epoch in range(start, args.epochs):
+        x_ep = augmented_epoch(x_tr, epoch, augment)
+        checkpoint = keras.callbacks.ModelCheckpoint(
+            str(out / "best_train.keras"), monitor="val_accuracy", save_best_only=True, mode="max",
+            initial_value_threshold=best)
+        hist = model.fit(x_ep, y_tr_1h, sample_weight=sw, batch_size=batch, epochs=epoch + 1, initial_epoch=epoch,
+                         validation_data=(x_va, y_va_1h), shuffle=True, verbose=args.verbose,
+                         callbacks=[keras.callbacks.CSVLogger(str(out / "history.csv"), append=True), checkpoint])
+        val = float(hist.history["val_accuracy"][-1])
+        best = val if best is None else max(best, val)
+        model.save(backup.with_suffix(".tmp.keras"))
+        os.replace(backup.with_suffix(".tmp.keras"), backup)
+        state_file.write_text(json.dumps({"epochs_done": epoch + 1, "best_val_accuracy": best}) + "\n")
+        print(f"epoch {epoch + 1}/{args.epochs}: {val_name} accuracy {val:.4f} (best {best:.4f}), "
+              f"{time.time() - t0:.0f} s so far", flush=True)
     elapsed = time.time() - t0
 
     # The network from the best epoch (chosen on the validation split).
@@ -195,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         "batch": batch, "peak_lr": lr, "augment": augment, "label_smoothing": smoothing,
         "class_weights": weights, "train_rows": len(x_tr), "seed": SEED,
         "seconds_this_invocation": round(elapsed, 1),
+        "init_from": str(args.init_from) if args.init_from else None,
+        "warmup_epochs": args.warmup_epochs,
         "command": "python -m training.train " + " ".join(argv if argv is not None else sys.argv[1:]),
         "keras_backend": keras.backend.backend(),
     }
