@@ -142,6 +142,10 @@ def run_pipeline(cfg: Config, events_out: Path | None, print_timeline: bool,
         print(f"events written to {events_out}")
     if cfg.audio.output == "wav" and cfg.audio.wav_path:
         print(f"audio written to {cfg.audio.wav_path}")
+    if stats.source_error:
+        # Not a normal end: a service manager should see a failure (and restart the service).
+        print(f"fer-audio: error: {stats.source_error}", file=sys.stderr)
+        return EXIT_CRASH
     return EXIT_OK
 
 

@@ -83,6 +83,8 @@ class RunStats:
     seconds: float = 0.0
     source_seconds: float = 0.0
     end_reason: str = ""
+    # Set when the source reported an error before it ended: the run failed.
+    source_error: str = ""
     last_cue: str = ""
     warnings: list[str] = field(default_factory=list)
 
@@ -286,7 +288,7 @@ class Pipeline:
     def _on_source_event(self, ev: Any) -> bool:
         """React to a source event; True ends the run."""
         if ev.kind == "end":
-            self.stats.end_reason = "end of source"
+            self.stats.end_reason = "source failed" if self.stats.source_error else "end of source"
             # Let pending faces be reported lost, so the timeline closes cleanly.
             with self._lock:
                 far = self._now(ev.t) + self.cfg.smoothing.lost_after_s + 1e-3
@@ -302,5 +304,6 @@ class Pipeline:
             log.info("camera back: %s", ev.message)
             self._play_system("resumed", ev.t)
         elif ev.kind == "error":
+            self.stats.source_error = ev.message
             self.warn("source-error", f"video problem: {ev.message}", ev.t)
         return False

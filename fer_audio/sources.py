@@ -207,6 +207,9 @@ class _FileReader:
         self._index = 0  # frame number across passes
         self._offset = 0.0  # clip durations added by looping
         self._last_t = -math.inf  # last timestamp in the current pass
+        # Why a looping file stopped early (it vanished or broke between passes): the
+        # source reports it as an error, so the run ends as a failure, not a normal end.
+        self.failure: str | None = None
         self._open()
 
     def _open(self) -> None:
@@ -288,7 +291,7 @@ class _FileReader:
         try:
             self._open()
         except SourceError as exc:
-            log.error("%s; stopping at the end of the file", exc)
+            self.failure = f"{exc} again after a pass of the looping file"
             return False
         return True
 
@@ -328,8 +331,12 @@ class FileSource:
         while True:
             frame = self._reader.next()
             if frame is None:
-                self._state = "ended"
                 t = self._last_kept if self._last_kept is not None else 0.0
+                if self._reader.failure is not None:  # the error first, the end on the next read
+                    failure, self._reader.failure = self._reader.failure, None
+                    log.error("%s", failure)
+                    return SourceEvent("error", t, failure)
+                self._state = "ended"
                 return SourceEvent("end", t, f"{self._name}: end of file")
             if keep_for_rate(frame.t, self._last_kept, self._max_fps):
                 self._last_kept = frame.t
@@ -462,6 +469,8 @@ class LiveSource:
                 frame = reader.next()
                 if frame is None:
                     t_end = last_kept if last_kept is not None else 0.0
+                    if reader.failure is not None:
+                        self._event("error", t_end, reader.failure)
                     self._event("end", t_end, f"{self._name}: end of file")
                     return
                 if not keep_for_rate(frame.t, last_kept, self._max_fps):

@@ -414,6 +414,25 @@ def test_model_failing_its_checksum_refuses_to_start(tmp_path: Path, clip: Path)
     assert not d.socket.exists()
 
 
+def test_looping_source_file_deleted_mid_run_exits_as_a_failure(tmp_path: Path, clip: Path) -> None:
+    # systemd restarts the service on failure; a vanished video must not look like a normal end.
+    mine = tmp_path / "mine.mp4"
+    mine.write_bytes(clip.read_bytes())
+    d = start_daemon(tmp_path, str(mine), audio="silent")
+    try:
+        d.wait_for_log("ready:")
+        mine.unlink()  # the open pass plays on; the next pass cannot start
+        rc = d.proc.wait(LOOP_S * 3 + 10)
+    finally:
+        d.kill()
+    assert rc == 1, d.log()
+    errors = [ln for ln in d.log().splitlines() if ln.startswith("fer-audio: error: ")]
+    assert errors == [f"fer-audio: error: video file {mine}: could not be opened again after a pass of the looping file"], \
+        d.log()
+    assert "Traceback" not in d.log()
+    assert "ended: source failed" in d.stdout()
+
+
 def test_ctl_without_a_daemon_says_so_in_one_line(tmp_path: Path) -> None:
     env = daemon_env(tmp_path)
     for action in ("status", "pause", "stop"):

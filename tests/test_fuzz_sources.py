@@ -111,7 +111,7 @@ def run_uri(sh: Shared, uri: str, max_seconds: float = 2.0) -> str:
         timer.cancel()
         source.close()
     assert not stop.is_set(), f"{uri}: still running after {WATCHDOG_S:g} s"
-    assert stats.end_reason in ("end of source", "time limit"), stats.end_reason
+    assert stats.end_reason in ("end of source", "source failed", "time limit"), stats.end_reason
     for w in stats.warnings:
         one_line(w)
     if stats.warnings:

@@ -134,6 +134,21 @@ def test_loop_restarts_with_time_still_increasing(tmp_path: Path) -> None:
     assert digest(frames[20].image) == digest(frames[0].image)
 
 
+@pytest.mark.parametrize("realtime", [False, True], ids=["synchronous", "realtime"])
+def test_looping_file_that_vanishes_is_an_error_not_a_normal_end(tmp_path: Path, realtime: bool) -> None:
+    path = face_video(tmp_path, n=10, fps=30.0)
+    src = open_source(SourceConfig(uri=str(path), loop=True, realtime=realtime, max_fps=120))
+    first = drain(src, limit=4)  # opened + 3 frames: the first pass is open and reading
+    path.unlink()  # the open pass goes on; the next one cannot start
+    rest = drain(src, limit=40)
+    src.close()
+    kinds = kinds_of(first + rest)
+    assert kinds == ["opened"] + ["frame"] * 10 + ["error", "end"]
+    error = rest[-2]
+    assert isinstance(error, SourceEvent)
+    assert str(path) in error.message and "\n" not in error.message
+
+
 def test_corrupt_frame_in_the_middle_is_skipped_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = write_video(tmp_path / "c.avi", panning_frames(10), FPS, fourcc="MJPG")
     corrupt_mjpeg_frame(path, 4)
