@@ -11,8 +11,9 @@ Protocol (kept, and written into the model card by ``training.export``):
   here; ``training.evaluate`` reads it once, at the end.
 
 Interrupt at any time: running the same command again resumes after the
-last finished epoch (the whole model and optimizer are saved after each). The same file runs unchanged on
-``KERAS_BACKEND=jax`` (a GPU machine) and TensorFlow (this CPU).
+last finished epoch (the whole model and optimizer are saved after each).
+The same file runs unchanged on ``KERAS_BACKEND=jax`` (a GPU machine) and
+TensorFlow (this CPU).
 """
 
 from __future__ import annotations
