@@ -47,8 +47,6 @@ LATENCY_BOUND_S = 0.25
 EARLY_TOLERANCE_S = -0.03
 
 
-
-
 def earcon_cue(key: str, pan: float) -> FakeCue:
     return FakeCue(key, "earcon", SOUNDS_DIR / f"{key}.wav", "", pan=pan)
 

@@ -16,8 +16,6 @@ from fer_audio.speech import RecordingTts
 RATE = 48000
 
 
-
-
 class Clock:
     def __init__(self) -> None:
         self.now = 100.0

@@ -18,8 +18,6 @@ from fer_audio.speech import RecordingTts
 RATE = 48000
 
 
-
-
 def left_over_right_db(seg: np.ndarray) -> float:
     return float(10 * np.log10(np.sum(seg[:, 0] ** 2) / np.sum(seg[:, 1] ** 2)))
 
