@@ -127,7 +127,7 @@ def test_class_weights_lift_rare_classes_and_average_one() -> None:
     assert np.mean([w[int(c)] for c in labels]) == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("arch", ["seed", "resnet"])
+@pytest.mark.parametrize("arch", ["seed", "resnet", "resnet18h"])
 def test_model_factories_build_and_run(arch: str) -> None:
     keras = pytest.importorskip("keras")
     from training.models import FACTORIES
@@ -201,3 +201,91 @@ def test_continued_run_histories_chain_into_one_curve(tmp_path: Path) -> None:
     back, none = join_histories([tmp_path / "joined.csv"])
     assert none == []
     assert back.tolist() == h.tolist()
+
+
+def test_real_augmentation_keeps_the_contract_and_darkens_some_faces() -> None:
+    from training.augment import augment_batch
+
+    images = np.full((400, 48, 48), 160, np.uint8)
+    a = augment_batch(images, np.random.default_rng(1), "real")
+    np.testing.assert_array_equal(a, augment_batch(images, np.random.default_rng(1), "real"))
+    assert a.shape == (400, 48, 48, 1) and a.min() >= 0 and a.max() <= 255
+    # Brightness jitter alone moves a 160-grey face by at most 38 levels (erasing by ~5 more);
+    # only the gamma step of "real" (about 22% of faces) takes it below 115.
+    dark_real = int((a.reshape(400, -1).mean(1) < 115).sum())
+    dark_strong = int((augment_batch(images, np.random.default_rng(1), "strong").reshape(400, -1).mean(1) < 115).sum())
+    assert dark_strong == 0 and dark_real >= 40
+
+
+def test_mix_batch_mixes_pixels_labels_and_weights_in_proportion() -> None:
+    from training.augment import mix_batch
+
+    n = 200
+    x = np.zeros((n, 48, 48), np.float32)
+    x[n // 2:] = 200.0
+    y = np.zeros((n, 7), np.float32)
+    y[: n // 2, 0] = 1
+    y[n // 2:, 3] = 1
+    w = np.where(np.arange(n) < n // 2, 1.0, 3.0).astype(np.float32)
+    x0, y0 = x.copy(), y.copy()
+    mix_batch(x, y, w, np.random.default_rng(0), p=0.5)
+    np.testing.assert_allclose(y.sum(1), 1.0, rtol=1e-6)
+    changed = np.flatnonzero(np.abs(x - x0).reshape(n, -1).max(1) > 0)
+    assert 40 <= len(changed) <= 110  # about half were mixed with a partner of the other kind
+    for i in changed:
+        # the share of class 3 equals the share of bright pixels, and the weight follows it
+        share = float(x[i].mean() / 200.0)
+        assert y[i, 3] == pytest.approx(share, abs=1e-5)
+        assert w[i] == pytest.approx(1.0 + 2.0 * share, abs=1e-4)
+    untouched = np.setdiff1d(np.arange(n), changed)
+    np.testing.assert_array_equal(y[untouched].argmax(1), y0[untouched].argmax(1))
+
+
+def test_epoch_arrays_repeat_exactly_for_a_resumed_epoch() -> None:
+    pytest.importorskip("keras")
+    from training.train import RECIPES, epoch_arrays
+
+    images, labels, _ = _tiny(60)
+    y = np.eye(7, dtype=np.float32)[labels]
+    w = np.linspace(0.5, 2.0, 60).astype(np.float32)
+    r = RECIPES["resnet18h"]
+    a = epoch_arrays(images, y, w, 4, r)
+    b = epoch_arrays(images, y, w, 4, r)
+    c = epoch_arrays(images, y, w, 5, r)
+    for u, v in zip(a, b, strict=True):
+        np.testing.assert_array_equal(u, v)
+    assert not np.array_equal(a[0], c[0])
+    plain = epoch_arrays(images, y, w, 4, __import__("dataclasses").replace(r, mix=0.0, augment="none"))
+    # unmixed, the epoch is a permutation of the faces with their own labels and weights
+    order = [int(np.flatnonzero((images == img[..., 0]).all(axis=(1, 2)))[0]) for img in plain[0]]
+    assert sorted(order) == list(range(60))
+    np.testing.assert_array_equal(plain[1], y[order])
+    np.testing.assert_array_equal(plain[2], w[order])
+
+
+def test_weight_average_swaps_in_the_average_and_back() -> None:
+    keras = pytest.importorskip("keras")
+    from training.train import WeightAverage
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.BatchNormalization()])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    ema = WeightAverage(0.9, every=1)
+    rng = np.random.default_rng(0)
+    x, t = rng.normal(size=(64, 4)), rng.normal(size=(64, 3))
+    start = [np.array(v) for v in model.get_weights()]
+    model.fit(x, t, batch_size=8, epochs=2, verbose=0, callbacks=[ema])
+    trained = [np.array(v) for v in model.get_weights()]
+    ema.swap()
+    averaged = model.get_weights()
+    # the average lies between the start and the end, and differs from both
+    assert not np.allclose(averaged[0], trained[0]) and not np.allclose(averaged[0], start[0])
+    ema.swap()
+    for u, v in zip(model.get_weights(), trained, strict=True):
+        np.testing.assert_array_equal(u, v)
+    state = ema.state()
+    again = WeightAverage(0.9, every=1)
+    again.set_model(model)
+    again.load(state)
+    again.swap()
+    for u, v in zip(model.get_weights(), averaged, strict=True):
+        np.testing.assert_array_equal(u, v)
