@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from fer_audio.config import DetectorConfig
-from fer_audio.types import Box
+from fer_audio.types import Box, Landmarks
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +56,14 @@ def detection_size(w: int, h: int, detect_width: int) -> tuple[int, int]:
 
 
 RawBox = tuple[float, float, float, float, float]  # x, y, w, h, score in detection pixels
+RawPoints = tuple[float, ...]  # ten numbers: five (x, y) landmarks in detection pixels
 
 
-def finish_boxes(raw: list[RawBox], sx: float, sy: float, w: int, h: int, cfg: DetectorConfig) -> list[Box]:
-    """Scale detector boxes (x, y, w, h, score) back to the frame, clip, filter and order them."""
+def finish_boxes(raw: list[RawBox], sx: float, sy: float, w: int, h: int, cfg: DetectorConfig,
+                 points: list[RawPoints] | None = None) -> list[Box]:
+    """Scale detector boxes (x, y, w, h, score) and their landmarks back to the frame, clip, filter, order."""
     boxes: list[Box] = []
-    for bx, by, bw, bh, score in raw:
+    for i, (bx, by, bw, bh, score) in enumerate(raw):
         x0 = max(0.0, bx * sx)
         y0 = max(0.0, by * sy)
         x1 = min(float(w), (bx + bw) * sx)
@@ -69,7 +71,12 @@ def finish_boxes(raw: list[RawBox], sx: float, sy: float, w: int, h: int, cfg: D
         # What is left inside the frame is what later stages can use, so the size limit applies to it.
         if min(x1 - x0, y1 - y0) < cfg.min_face_px:
             continue
-        boxes.append(Box(x0, y0, x1 - x0, y1 - y0, float(score)))
+        marks = None
+        if points is not None:
+            p = points[i]
+            pt = [(p[k] * sx, p[k + 1] * sy) for k in range(0, 10, 2)]
+            marks = Landmarks(pt[0], pt[1], pt[2], pt[3], pt[4])
+        boxes.append(Box(x0, y0, x1 - x0, y1 - y0, float(score), marks))
     boxes.sort(key=lambda b: (-b.area, b.x, b.y))
     return boxes[: cfg.max_faces]
 
@@ -113,8 +120,10 @@ class YuNetDetector:
         _, faces = self._net.detect(small)
         if faces is None:
             return []
+        # Each row: x, y, w, h, five landmarks (x, y), score.
         raw = [(float(f[0]), float(f[1]), float(f[2]), float(f[3]), float(f[14])) for f in faces]
-        return finish_boxes(raw, w / sw, h / sh, w, h, self._cfg)
+        points = [tuple(float(v) for v in f[4:14]) for f in faces]
+        return finish_boxes(raw, w / sw, h / sh, w, h, self._cfg, points)
 
 
 class HaarDetector:

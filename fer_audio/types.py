@@ -6,6 +6,7 @@ internals, so stages can be tested and replaced one at a time.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -14,15 +15,43 @@ import numpy as np
 EventKind = Literal["expression", "face_appeared", "face_lost"]
 
 
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Landmarks:
+    """YuNet's five face points in original frame pixels.
+
+    "Right" and "left" are the person's own: facing the camera, their right
+    eye is on the image's left.
+    """
+
+    right_eye: Point
+    left_eye: Point
+    nose: Point
+    mouth_right: Point
+    mouth_left: Point
+
+    @property
+    def roll_deg(self) -> float:
+        """Angle of the line between the eyes, degrees; positive when the image-right eye is lower."""
+        (rx, ry), (lx, ly) = self.right_eye, self.left_eye
+        return math.degrees(math.atan2(ly - ry, lx - rx))
+
+
 @dataclass(frozen=True)
 class Box:
-    """A face box in original frame pixels; ``score`` is the detector's confidence."""
+    """A face box in original frame pixels; ``score`` is the detector's confidence.
+
+    ``landmarks`` come from detectors that find them (YuNet), else None.
+    """
 
     x: float
     y: float
     w: float
     h: float
     score: float = 1.0
+    landmarks: Landmarks | None = None
 
     @property
     def cx(self) -> float:

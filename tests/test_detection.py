@@ -207,3 +207,46 @@ def test_unusable_yunet_model_is_one_line_naming_the_path(tmp_path: Path, case: 
     message = str(info.value)
     assert str(path) in message and "\n" not in message
     assert "YuNet" in message
+
+
+def test_yunet_landmarks_sit_inside_the_face_in_frame_pixels(yunet: FaceDetector) -> None:
+    image = load_photo("obama.jpg")
+    box = yunet.detect(image)[0]
+    marks = box.landmarks
+    assert marks is not None
+    for px, py in (marks.right_eye, marks.left_eye, marks.nose, marks.mouth_right, marks.mouth_left):
+        assert box.x <= px <= box.x + box.w and box.y <= py <= box.y + box.h
+    # the person's right eye is on the image's left, eyes above the nose, nose above the mouth
+    assert marks.right_eye[0] < marks.left_eye[0]
+    assert max(marks.right_eye[1], marks.left_eye[1]) < marks.nose[1] < min(marks.mouth_right[1], marks.mouth_left[1])
+    assert abs(marks.roll_deg) < 8  # an upright portrait
+
+
+@pytest.mark.parametrize("angle", [-20.0, 15.0])
+def test_turned_face_is_levelled_before_cropping(yunet: FaceDetector, angle: float) -> None:
+    """A real face turned in the picture plane is cropped upright: the crop matches the upright one."""
+    import cv2
+
+    from fer_audio.preprocess import face_to_input, to_gray
+
+    image = load_photo("obama.jpg")
+    upright = yunet.detect(image)[0]
+    h, w = image.shape[:2]
+    centre = (upright.x + upright.w / 2, upright.y + upright.h / 2)
+    turned = cv2.warpAffine(image, cv2.getRotationMatrix2D(centre, angle, 1.0), (w, h), borderMode=cv2.BORDER_REPLICATE)
+    box = yunet.detect(turned)[0]
+    assert box.landmarks is not None
+    # cv2 turns counter-clockwise for a positive angle, which raises the image-right eye: the roll
+    # has the opposite sign. YuNet's points lean back towards upright (on AFLW2000's near-frontal
+    # faces its eye line shows ~55% of the annotated roll), so only part of the turn is seen.
+    roll = box.landmarks.roll_deg
+    assert roll * -angle > 0 and abs(roll) >= 0.15 * abs(angle)
+    reference = face_to_input(to_gray(image), upright, 0.0).astype(np.float64)
+    levelled = face_to_input(to_gray(turned), box, 0.0).astype(np.float64)
+    as_is = face_to_input(to_gray(turned), box, 0.0, align=False).astype(np.float64)
+
+    def corr(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+    # measured: -20° 0.42 against 0.30 as is; 15° 0.40 against 0.33
+    assert corr(levelled, reference) > corr(as_is, reference) + 0.05
