@@ -157,7 +157,11 @@ def main(argv: list[str] | None = None) -> int:
 
     meta = json.loads((args.run / "train_meta.json").read_text())
     name = args.name or f"fer_{meta['arch']}"
-    model = keras.models.load_model(args.run / "model.keras", compile=False)
+    # A finished run has model.keras; a run still going is shipped from its best checkpoint so far.
+    weights_file = args.run / "model.keras"
+    if not weights_file.exists() or not meta.get("finished", True):
+        weights_file = args.run / "best_train.keras"
+    model = keras.models.load_model(weights_file, compile=False)
     ds = fer_data.load(args.data)
     public = ds.split("public")
     y = public.labels.astype(np.int64)

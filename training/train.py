@@ -235,6 +235,32 @@ def float32_copy(model: keras.Model, arch: str) -> keras.Model:
     return clean
 
 
+def write_meta(out: Path, name: str, recipe: Recipe, val_name: str, weights: dict[int, float] | None,
+               train_rows: int, argv: list[str], seconds: float, init_from: Path | None, finished: bool) -> dict[str, Any]:
+    """``train_meta.json`` from the run's history: rewritten after every epoch, so a run still
+    going can be shipped from its best checkpoint (``best_train.keras``) by ``training.export``."""
+    h = np.atleast_1d(np.genfromtxt(out / "history.csv", delimiter=",", names=True))
+    meta = {
+        "arch": recipe.arch,
+        "recipe": name,
+        **dataclasses.asdict(recipe),
+        "epochs": int(h["epoch"].max()) + 1,
+        "finished": finished,
+        "best_epoch": int(h["epoch"][np.argmax(h["val_accuracy"])]) + 1,
+        "best_val_accuracy": float(np.max(h["val_accuracy"])),
+        "validation": val_name,
+        "peak_lr": recipe.lr,
+        "class_weights": weights, "train_rows": train_rows, "seed": SEED,
+        "median_images_per_second": float(np.median(h["images_per_second"])),
+        "seconds_this_invocation": round(seconds, 1),
+        "init_from": str(init_from) if init_from else None,
+        "command": "python -m training.train " + " ".join(argv),
+        "keras_backend": keras.backend.backend(),
+    }
+    (out / "train_meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipe", "--arch", dest="recipe", choices=sorted(RECIPES), default="resnet18h",
@@ -342,31 +368,15 @@ def main(argv: list[str] | None = None) -> int:
         model.save(backup.with_suffix(".tmp.keras"))
         os.replace(backup.with_suffix(".tmp.keras"), backup)
         state_file.write_text(json.dumps({"epochs_done": epoch + 1, "best_val_accuracy": best}) + "\n")
+        write_meta(out, args.recipe, recipe, val_name, weights, len(x_tr), argv if argv is not None else sys.argv[1:],
+                   time.time() - t0, args.init_from, finished=False)
         print(f"epoch {epoch + 1}/{recipe.epochs}: {val_name} accuracy {val:.4f}"
               f"{f' (raw weights {raw_val:.4f})' if ema is not None else ''} (best {best:.4f}), "
               f"{len(x_ep) / fit_s:.0f} img/s, {time.time() - t0:.0f} s so far", flush=True)
-    elapsed = time.time() - t0
-
     # The network from the best epoch (chosen on the validation split).
     keras.models.load_model(out / "best_train.keras").save(out / "model.keras")
-    h = np.atleast_1d(np.genfromtxt(history, delimiter=",", names=True))
-    meta = {
-        "arch": recipe.arch,
-        "recipe": args.recipe,
-        **dataclasses.asdict(recipe),
-        "epochs": int(h["epoch"].max()) + 1,
-        "best_epoch": int(h["epoch"][np.argmax(h["val_accuracy"])]) + 1,
-        "best_val_accuracy": float(np.max(h["val_accuracy"])),
-        "validation": val_name,
-        "peak_lr": recipe.lr,
-        "class_weights": weights, "train_rows": len(x_tr), "seed": SEED,
-        "median_images_per_second": float(np.median(h["images_per_second"])),
-        "seconds_this_invocation": round(elapsed, 1),
-        "init_from": str(args.init_from) if args.init_from else None,
-        "command": "python -m training.train " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "keras_backend": keras.backend.backend(),
-    }
-    (out / "train_meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    meta = write_meta(out, args.recipe, recipe, val_name, weights, len(x_tr),
+                      argv if argv is not None else sys.argv[1:], time.time() - t0, args.init_from, finished=True)
     print(json.dumps(meta), flush=True)
     return 0
 
