@@ -14,9 +14,12 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fer_audio.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from fer_audio.types import Event
 
 log = logging.getLogger("fer_audio")
 
@@ -57,9 +60,8 @@ def side(x: float) -> str:
     return "centre"
 
 
-def format_event(e: Any) -> str:
-    what = e.label if e.kind == "expression" else e.kind.replace("_", " ")
-    return f"{e.t:6.2f} s  person {e.track}, {side(e.x)}: {what} ({e.confidence:.2f})"
+def format_event(e: Event) -> str:
+    return f"{e.t:6.2f} s  person {e.track}, {side(e.x)}: {e.what} ({e.confidence:.2f})"
 
 
 def apply_overrides(cfg: Config, args: argparse.Namespace) -> Config:
@@ -96,8 +98,6 @@ def run_pipeline(cfg: Config, events_out: Path | None, print_timeline: bool,
     With ``reload_config`` (how to re-read the TOML) it runs as the service
     (fer_audio.daemon): one instance per user, the control socket, SIGHUP reloads.
     """
-    from fer_audio.pipeline import JsonlEvents, ListEvents, Pipeline, build_stages
-
     events: list[Any] | None
     if reload_config is not None:
         from fer_audio.control import ControlError
@@ -111,25 +111,15 @@ def run_pipeline(cfg: Config, events_out: Path | None, print_timeline: bool,
             raise UserError(str(exc)) from None
         stats, source_name, events = result.stats, result.source, result.events
     else:
-        from fer_audio.daemon import LoggedEvents
+        from fer_audio.runner import Run
 
-        stages = build_stages(cfg)
-        kept = ListEvents()
-        sink = LoggedEvents([kept, *([JsonlEvents(events_out)] if events_out else [])])
-        pipe = Pipeline(cfg, stages, sink)
-        stop = stop or threading.Event()
-        _install_stop_handlers(stop)
-        try:
-            if cfg.audio.startup_sound:
-                stages.audio.play_system("startup", 0.0)
-            stats = pipe.run(stop, max_seconds=max_seconds)
-        finally:
-            stages.source.close()
-            # A WAV of a file run lasts as long as the video, so it lines up with it.
-            stages.audio.close(end_t=pipe.stats.source_seconds or None)
-            sink.close()
-        source_name = stages.source.describe()
-        events = kept.events
+        with Run(cfg, events_out=events_out, keep_events=True) as run:
+            stop = stop or threading.Event()
+            _install_stop_handlers(stop)
+            run.announce()
+            stats = run.pipe.run(stop, max_seconds=max_seconds)
+        source_name = run.source_name
+        events = run.kept.events if run.kept is not None else None
     if print_timeline and events is not None:
         print(f"cue timeline for {source_name}:")
         for e in events:

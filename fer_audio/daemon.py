@@ -37,7 +37,8 @@ from typing import Any
 
 from fer_audio.config import Config
 from fer_audio.control import LOCK_NAME, SOCKET_NAME, ControlServer, ensure_private_dir, runtime_dir
-from fer_audio.pipeline import EventSink, JsonlEvents, ListEvents, Pipeline, RunStats, Stages
+from fer_audio.pipeline import Pipeline, RunStats, Stages
+from fer_audio.runner import Run
 from fer_audio.types import Event
 
 log = logging.getLogger(__name__)
@@ -151,25 +152,6 @@ def check_cues(cfg: Config) -> None:
                 raise ValueError(f"cues.{key}.earcon: {exc}") from None
 
 
-# -- events ------------------------------------------------------------------------------
-
-class LoggedEvents:
-    """Logs each event at debug level and passes it on to every sink given."""
-
-    def __init__(self, sinks: list[EventSink]) -> None:
-        self.sinks = sinks
-
-    def write(self, event: Event) -> None:
-        what = event.label if event.kind == "expression" else event.kind.replace("_", " ")
-        log.debug("event: person %d %s at %.2f s (%.2f)", event.track, what, event.t, event.confidence)
-        for sink in self.sinks:
-            sink.write(event)
-
-    def close(self) -> None:
-        for sink in self.sinks:
-            sink.close()
-
-
 # -- the daemon --------------------------------------------------------------------------
 
 @dataclass
@@ -267,22 +249,8 @@ class Daemon:
         self._hup = True
 
     def _run_locked(self) -> DaemonResult:
-        stages = self._build(self.cfg)
-        sinks: list[EventSink] = []
-        try:
-            if self._events_out is not None:
-                sinks.append(JsonlEvents(self._events_out))
-        except BaseException:
-            stages.source.close()
-            stages.audio.close()
-            raise
-        # A finite run keeps its events for the timeline the CLI prints; a service keeps none.
-        kept = ListEvents() if self._keep_events and not stages.source.is_live and not self.cfg.source.loop \
-            else None
-        if kept is not None:
-            sinks.append(kept)
-        sink = LoggedEvents(sinks)
-        pipe = Pipeline(self.cfg, stages, sink)
+        run = Run(self.cfg, events_out=self._events_out, keep_events=self._keep_events, build=self._build)
+        pipe = run.open()
         self.pipe = pipe
         server = ControlServer(self.socket_path, self._handle_command)
         loop_error: list[BaseException] = []
@@ -297,10 +265,8 @@ class Daemon:
         thread = threading.Thread(target=frame_loop, name="fer-audio frames", daemon=True)
         try:
             server.start()
-            if self.cfg.audio.startup_sound:
-                stages.audio.play_system("startup", 0.0)
-            log.info("ready: %s; control socket %s; pid %d", stages.source.describe(), self.socket_path,
-                     os.getpid())
+            run.announce()
+            log.info("ready: %s; control socket %s; pid %d", run.source_name, self.socket_path, os.getpid())
             self.ready.set()
             thread.start()
             self._main_loop(thread)
@@ -313,12 +279,7 @@ class Daemon:
                     log.warning("the frame loop did not stop within %g s; closing anyway", JOIN_TIMEOUT_S)
             server.close()
             self._fail_pending("error: fer-audio is stopping")
-            for what, close in (("source", stages.source.close), ("audio", pipe.s.audio.close),
-                                ("events", sink.close)):
-                try:
-                    close()
-                except Exception as exc:  # one stage failing to close must not keep the others open
-                    log.warning("closing the %s: %s", what, exc)
+            run.close()
             log.debug("shutdown took %.3f s", time.monotonic() - t0)
         if loop_error:
             raise loop_error[0]
@@ -326,7 +287,7 @@ class Daemon:
             stats.end_reason = self._stop_reason
         log.info("stopped: %d frames analysed in %.0f s, %d cues played; %s",
                  stats.analysed, stats.seconds, stats.cues_played, stats.end_reason)
-        return DaemonResult(stats, stages.source.describe(), kept.events if kept is not None else None)
+        return DaemonResult(stats, run.source_name, run.kept.events if run.kept is not None else None)
 
     def _main_loop(self, thread: threading.Thread) -> None:
         while thread.is_alive():

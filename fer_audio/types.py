@@ -111,6 +111,13 @@ class Event:
     x: float
     size: float
 
+    @property
+    def what(self) -> str:
+        """The event in words, as logs and the timeline say it: 'happy', 'face appeared'."""
+        if self.kind == "expression" and self.label is not None:
+            return self.label
+        return self.kind.replace("_", " ")
+
     def to_json(self) -> dict[str, object]:
         return {
             "t": round(self.t, 3), "track": self.track, "kind": self.kind, "label": self.label,
