@@ -252,7 +252,7 @@ def earcon_onsets(wav: Path, earcons: dict[str, Path], threshold: float = 0.9) -
     """
     import soundfile
 
-    from fer_audio.audio import load_sound
+    from fer_audio.sound import load_sound
 
     data, rate = soundfile.read(str(wav), dtype="float64", always_2d=True)
     mono = data.sum(axis=1)

@@ -222,7 +222,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if missing:
         raise ConfigError(f"{args.path}: {missing[0]}")
     try:
-        from fer_audio.audio import load_sound
+        from fer_audio.sound import load_sound
     except ImportError:
         load_sound = None  # type: ignore[assignment]
     if load_sound is not None:
@@ -237,7 +237,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    from fer_audio.audio import list_devices
+    from fer_audio.sinks import list_devices
 
     devices = list_devices()
     if not devices:

@@ -140,8 +140,8 @@ def check_cues(cfg: Config) -> None:
 
     Raises CueError or ValueError with one line naming the cue or file.
     """
-    from fer_audio.audio import load_sound
     from fer_audio.cues import CuePlanner
+    from fer_audio.sound import load_sound
 
     CuePlanner(cfg.cues, cfg.audio)
     for key, cue in cfg.cues.items():

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from fer_audio.config import SourceConfig
+from fer_audio.retry import backoff_delays
 
 log = logging.getLogger(__name__)
 
@@ -136,14 +137,6 @@ def keep_for_rate(t: float, last_kept: float | None, max_fps: float) -> bool:
         return True
     interval = 1.0 / max_fps
     return t >= last_kept + interval * 0.9
-
-
-def backoff_delays(initial_s: float, max_s: float) -> Iterator[float]:
-    """Reopen waits: initial, doubled each time, capped at max."""
-    delay = min(initial_s, max_s)
-    while True:
-        yield delay
-        delay = min(delay * 2.0, max_s)
 
 
 class ImageFolderCapture:

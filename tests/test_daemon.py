@@ -33,9 +33,9 @@ import soundfile
 from media import load_photo, place, write_video
 from pulse import onsets_by_correlation
 
-from fer_audio.audio import load_sound
 from fer_audio.control import send_command
 from fer_audio.resources import SOUNDS_DIR
+from fer_audio.sound import load_sound
 
 RATE = 48000
 CLIP_FPS = 10.0

@@ -30,7 +30,6 @@ from fuzzkit import FUZZ, case_report
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fer_audio.audio import SoundFileError, load_sound
 from fer_audio.config import (
     CUE_KEYS,
     MAX_CONFIG_BYTES,
@@ -47,6 +46,7 @@ from fer_audio.config import (
     load_config,
     parse_config,
 )
+from fer_audio.sound import SoundFileError, load_sound
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES: Counter[str] = Counter()
@@ -413,7 +413,7 @@ def test_known_special_files_as_config(what: str, tmp_path: Path) -> None:
 def test_known_fifo_as_cue_sound(tmp_path: Path) -> None:
     fifo = tmp_path / "happy.wav"
     os.mkfifo(fifo)
-    code = f"from fer_audio.audio import load_sound\ntry:\n    load_sound({str(fifo)!r}, 48000)\nexcept Exception:\n    pass\n"
+    code = f"from fer_audio.sound import load_sound\ntry:\n    load_sound({str(fifo)!r}, 48000)\nexcept Exception:\n    pass\n"
     try:
         subprocess.run([sys.executable, "-c", code], timeout=10, cwd=ROOT)
     except subprocess.TimeoutExpired:
