@@ -18,15 +18,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from fer_audio.config import AudioConfig, CueConfig, SpeechConfig
+from fer_audio.config import AudioConfig, Config, CueConfig, SpeechConfig
 from fer_audio.mixer import Voice
 from fer_audio.resources import SOUNDS_DIR
 from fer_audio.sinks import AudioDeviceError, AudioOutputError, DeviceSink, Reconnector, SilentSink, Sink, WavSink
 from fer_audio.sound import Sound, SoundFileError, load_sound
+from fer_audio.types import AudioStatus
 
 if TYPE_CHECKING:
     from fer_audio.speech import SpeechCache, TtsEngine
@@ -35,6 +35,22 @@ log = logging.getLogger(__name__)
 
 WORD_GAP_S = 0.06  # between an earcon and the word that follows it ("both")
 SYSTEM_SOUNDS: tuple[str, ...] = ("startup", "paused", "resumed", "warning")
+
+
+def check_cues(cfg: Config) -> None:
+    """Refuse a mapping that could not play, before it replaces a working one (reload, check-config).
+
+    Raises CueError with one line naming the cue and the file.
+    """
+    from fer_audio.cues import CueError, CuePlanner
+
+    CuePlanner(cfg.cues, cfg.audio)
+    for key, cue in cfg.cues.items():
+        if cue.mode in ("earcon", "both") and cue.earcon is not None:
+            try:
+                load_sound(Path(cue.earcon), cfg.audio.sample_rate)
+            except Exception as exc:
+                raise CueError(f"cues.{key}.earcon: {exc}") from None
 
 
 class CueLike(Protocol):
@@ -52,19 +68,6 @@ class CueLike(Protocol):
     def gain_db(self) -> float: ...
     @property
     def pan(self) -> float: ...
-
-
-@dataclass(frozen=True)
-class AudioStatus:
-    """For the status command: where cues go and what went wrong."""
-
-    output: str
-    device_ok: bool
-    speech: bool
-    played: int
-    silenced: int
-    underflows: int
-    problem: str | None
 
 
 class AudioOut:
@@ -247,6 +250,11 @@ class AudioOut:
             except Exception:
                 self._log_unexpected("say")
                 return False
+
+    def prerender(self, texts: Sequence[str]) -> None:
+        """Render spoken cues now (a reload's new words) rather than at their first cue; no-op without speech."""
+        if self.speech.available:
+            self.speech.prerender(texts)
 
     def status(self) -> AudioStatus:
         with self._lock:

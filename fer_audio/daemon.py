@@ -35,9 +35,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from fer_audio.config import Config
+from fer_audio.config import Config, config_home
 from fer_audio.control import LOCK_NAME, SOCKET_NAME, ControlServer, ensure_private_dir, runtime_dir
-from fer_audio.pipeline import Pipeline, RunStats, Stages
+from fer_audio.errors import FerAudioError
+from fer_audio.pipeline import Pipeline, Player, RunStats, Stages
 from fer_audio.runner import Run
 from fer_audio.types import Event
 
@@ -55,7 +56,7 @@ RELOAD_REPLY_TIMEOUT_S = 30.0
 JOIN_TIMEOUT_S = 2.0
 
 
-class DaemonError(Exception):
+class DaemonError(FerAudioError):
     """The service cannot start (another instance, an unusable runtime folder); one line."""
 
 
@@ -135,23 +136,6 @@ def plan_reload(running: Config, new: Config) -> ReloadPlan:
     return ReloadPlan(effective, changed, tuple(needs_restart), rebuild)
 
 
-def check_cues(cfg: Config) -> None:
-    """Refuse a mapping that could not play, before it replaces a working one.
-
-    Raises CueError or ValueError with one line naming the cue or file.
-    """
-    from fer_audio.cues import CuePlanner
-    from fer_audio.sound import load_sound
-
-    CuePlanner(cfg.cues, cfg.audio)
-    for key, cue in cfg.cues.items():
-        if cue.mode in ("earcon", "both") and cue.earcon is not None:
-            try:
-                load_sound(Path(cue.earcon), cfg.audio.sample_rate)
-            except Exception as exc:
-                raise ValueError(f"cues.{key}.earcon: {exc}") from None
-
-
 # -- the daemon --------------------------------------------------------------------------
 
 @dataclass
@@ -173,7 +157,7 @@ def _default_build(cfg: Config) -> Stages:
     return build_stages(cfg)
 
 
-def _default_audio(cfg: Config) -> Any:
+def _default_audio(cfg: Config) -> Player:
     from fer_audio.audio import AudioOut
 
     return AudioOut(cfg.audio, cfg.speech, cfg.cues)
@@ -197,7 +181,7 @@ class Daemon:
         max_seconds: float | None = None,
         runtime: Path | None = None,
         build: Callable[[Config], Stages] = _default_build,
-        make_audio: Callable[[Config], Any] = _default_audio,
+        make_audio: Callable[[Config], Player] = _default_audio,
         handle_signals: bool = True,
     ) -> None:
         self.cfg = cfg
@@ -343,6 +327,8 @@ class Daemon:
 
     def reload(self, why: str) -> str:
         """Re-read the config and apply what can change live; on any problem keep the old one."""
+        from fer_audio.audio import check_cues
+
         pipe = self.pipe
         if pipe is None:
             return "error: not started yet"
@@ -385,12 +371,11 @@ class Daemon:
     def _prerender(self, cfg: Config) -> None:
         """Render new spoken cues now, on the main thread, rather than at their first cue."""
         pipe = self.pipe
-        speech = getattr(pipe.s.audio, "speech", None) if pipe is not None else None
-        if speech is None or not getattr(speech, "available", False):
+        if pipe is None:
             return
         texts = sorted({c.text for c in cfg.cues.values() if c.mode in ("speech", "both") and c.text.strip()})
         try:
-            speech.prerender(texts)
+            pipe.s.audio.prerender(texts)
         except Exception as exc:
             log.warning("could not render the new spoken cues in advance: %s", exc)
 
@@ -406,10 +391,9 @@ class Daemon:
             out["source_t"] = round(pipe.stats.source_seconds, 3)
         out["pid"] = os.getpid()
         out["uptime_s"] = round(time.monotonic() - self._started, 1)
-        audio_status = getattr(pipe.s.audio, "status", None) if pipe is not None else None
-        if callable(audio_status):
+        if pipe is not None:
             with suppress(Exception):
-                a = audio_status()
+                a = pipe.s.audio.status()
                 out["audio"] = a.output if a.problem is None else f"{a.output} ({a.problem})"
         return out
 
@@ -503,8 +487,7 @@ def _systemd_quote(arg: str) -> str:
 
 
 def user_unit_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "systemd" / "user" / UNIT_NAME
+    return config_home() / "systemd" / "user" / UNIT_NAME
 
 
 def install_service(config: Path | None = None, dry_run: bool = False,

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from fer_audio.config import SpeechConfig
+from fer_audio.errors import FerAudioError
 from fer_audio.sound import Sound, resample
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ MAX_PEAK = 0.6  # below the limiter threshold (0.75) even hard-panned
 MAX_TEXT = 200
 
 
-class SpeechUnavailable(RuntimeError):
+class SpeechUnavailable(FerAudioError, RuntimeError):
     """Speech cannot be initialised or rendered; one line saying why."""
 
 

@@ -289,8 +289,7 @@ def test_cue_sound_problems_give_one_line_everywhere(what: str, tmp_path: Path) 
     import numpy as np
     import soundfile
 
-    from fer_audio.audio import AudioOut
-    from fer_audio.daemon import check_cues
+    from fer_audio.audio import AudioOut, check_cues
 
     path = tmp_path / "bad.wav"
     if what == "folder":
@@ -306,7 +305,7 @@ def test_cue_sound_problems_give_one_line_everywhere(what: str, tmp_path: Path) 
     cfg_path = tmp_path / "cfg.toml"
     cfg_path.write_text(f'[cues.happy]\nearcon = {toml_string(str(path))}\n[speech]\nenabled = false\n')
     cfg = load_config(cfg_path)
-    # The reload check re-raises as ValueError (SoundFileError's base) with the cue's key in front.
+    # The reload check re-raises as CueError (a ValueError, like SoundFileError) with the cue's key in front.
     with pytest.raises(ValueError) as info:
         check_cues(cfg)
     assert "cues.happy.earcon" in one_line(info.value)
