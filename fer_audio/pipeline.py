@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from fer_audio.config import AudioConfig, Config, CueConfig, SmoothingConfig
+from fer_audio.reader import Face, FaceReader
 from fer_audio.types import AudioStatus, Box, Event, FrameSource, Observation, SourceEvent, Track
 
 if TYPE_CHECKING:
@@ -197,7 +198,7 @@ class Pipeline:
         self._lock = threading.Lock()
         self._recent: deque[float] = deque(maxlen=30)
         self._last_t: float | None = None
-        self._tracks: list[Track] = []
+        self._faces: list[Face] = []
         self._warned: set[str] = set()
 
     # -- control (any thread) --------------------------------------------------
@@ -241,7 +242,7 @@ class Pipeline:
             "state": "paused" if self.paused else "running",
             "source": self.s.source.describe(),
             "fps": round(fps, 1),
-            "faces": sum(1 for tr in self._tracks if tr.missed == 0),
+            "faces": len(self._faces),
             "last_cue": self.stats.last_cue or "none",
             "frames": self.stats.frames,
             "cues": self.stats.cues_played,
@@ -291,13 +292,10 @@ class Pipeline:
                 return []
             self.stats.analysed += 1
             self._recent.append(self.clock())
-            h, w = image.shape[:2]
-            boxes: list[Box] = self.s.detector.detect(image)
-            self._tracks = self.s.tracker.update(boxes, w, h)
-            seen = [tr for tr in self._tracks if tr.missed == 0]
-            self.stats.faces += len(seen)
-            probs = self.s.model.predict(image, [tr.box for tr in seen])
-            obs = [Observation(tr.id, p, tr.x, tr.size) for tr, p in zip(seen, probs, strict=True)]
+            # The public reader, over this run's stages as they are now (a test may swap one).
+            self._faces = FaceReader(self.s.detector, self.s.tracker, self.s.model).read(image)
+            self.stats.faces += len(self._faces)
+            obs = [Observation(f.track, f.probs, f.x, f.size) for f in self._faces]
             events: list[Event] = self.s.smoother.step(t, obs)
             for e in events:
                 self.stats.events += 1
