@@ -1,6 +1,7 @@
 # fer-audio: two commands on a fresh Debian 12 machine (as root, or with sudo for apt).
 #   make run    set up, then run the service (the bundled demo clip into a WAV when no camera exists)
-#   make test   set up with the test extras, then lint, type-check and run the test suite
+#   make test   set up with the test extras, then lint, type-check, run the test suite, and check
+#               that the wheel installs and runs on its own (packaging/check_wheel.sh)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,7 +12,7 @@ APT_PACKAGES := python3-venv python3-pip libportaudio2 libsndfile1 espeak-ng pul
 APT_TEST_PACKAGES := strace
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test setup setup-dev apt lint pytest demo clean
+.PHONY: run test setup setup-dev apt lint pytest wheel-check demo clean
 
 run: setup
 	@if ls /dev/video[0-9]* >/dev/null 2>&1; then \
@@ -22,7 +23,7 @@ run: setup
 		mkdir -p $(OUT) && $(BIN)/fer-audio demo --out-dir $(OUT); \
 	fi
 
-test: setup-dev lint pytest
+test: setup-dev lint pytest wheel-check
 
 apt: .stamp-apt
 .stamp-apt: APT_WANTED = $(APT_PACKAGES)
@@ -55,6 +56,11 @@ lint: setup-dev
 
 pytest: setup-dev
 	$(BIN)/pytest -q
+
+# pip install as a user does it: the wheel into a fresh venv outside the checkout, then
+# `fer-audio demo` and `fer-audio check-config` from an empty folder.
+wheel-check: setup
+	packaging/check_wheel.sh $(BIN)/pip $(PYTHON)
 
 clean:
 	rm -rf $(VENV) .stamp-apt .stamp-apt-test $(OUT) .pytest_cache .mypy_cache .ruff_cache

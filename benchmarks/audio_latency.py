@@ -38,10 +38,15 @@ from pulse import (  # noqa: E402
     start_private_server,
 )
 
-from fer_audio import audio as audio_mod  # noqa: E402
-from fer_audio.audio import AudioDeviceError, AudioOut, DeviceSink, load_sound  # noqa: E402
+from fer_audio.audio import AudioOut  # noqa: E402
 from fer_audio.config import AudioConfig, Config  # noqa: E402
 from fer_audio.resources import LABELS, SOUNDS_DIR  # noqa: E402
+from fer_audio.sinks import (  # noqa: E402
+    DEVICE_LATENCY_S,  # noqa: E402
+    AudioDeviceError,
+    DeviceSink,
+)
+from fer_audio.sound import load_sound  # noqa: E402
 
 KEYS = (*LABELS, "face_appeared", "face_lost")
 
@@ -150,7 +155,7 @@ def measure(n: int, latency: float | str, spacing: float) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--n", type=int, default=30, help="cues to play (default 30)")
-    ap.add_argument("--latency", default=str(audio_mod.DEVICE_LATENCY_S),
+    ap.add_argument("--latency", default=str(DEVICE_LATENCY_S),
                     help="PortAudio suggested latency in seconds, or 'low'/'high' (default: the player's)")
     ap.add_argument("--spacing", type=float, default=0.45, help="seconds between cues")
     ap.add_argument("--no-earcons", action="store_true", help="skip the earcon statistics")

@@ -89,18 +89,20 @@ class ClipRun:
 
 def run_clip(cfg: Config, max_seconds: float | None = None) -> ClipRun:
     """The clip ``cfg.source.uri`` through build_stages' real stages, with taps."""
-    from fer_audio.pipeline import ListEvents, Pipeline, build_stages
+    from fer_audio.pipeline import Stages, build_stages
+    from fer_audio.runner import Run as PipelineRun
 
-    stages = build_stages(cfg)
-    audio = TapAudio(stages.audio, cfg.audio.pan_width)
-    smoother = TapSmoother(stages.smoother)
-    stages.audio, stages.smoother = audio, smoother
-    sink = ListEvents()
-    try:
-        stats = Pipeline(cfg, stages, sink).run(max_seconds=max_seconds)
-    finally:
-        stages.source.close()
-        audio.inner.close()
+    def build(c: Config) -> Stages:
+        stages = build_stages(c)
+        stages.audio, stages.smoother = TapAudio(stages.audio, c.audio.pan_width), TapSmoother(stages.smoother)
+        return stages
+
+    with PipelineRun(cfg, keep_events=True, build=build) as run:
+        stats = run.pipe.run(max_seconds=max_seconds)
+    stages = run.pipe.s
+    audio, smoother = stages.audio, stages.smoother
+    assert isinstance(audio, TapAudio) and isinstance(smoother, TapSmoother) and run.kept is not None
+    sink = run.kept
     p = stages.presenter.stats
     return ClipRun(stats, sink.events, audio.heard, smoother.frames,
                    {"played": p.played, "dropped_stale": p.dropped_stale, "dropped_rate": p.dropped_rate},
@@ -250,7 +252,7 @@ def earcon_onsets(wav: Path, earcons: dict[str, Path], threshold: float = 0.9) -
     """
     import soundfile
 
-    from fer_audio.audio import load_sound
+    from fer_audio.sound import load_sound
 
     data, rate = soundfile.read(str(wav), dtype="float64", always_2d=True)
     mono = data.sum(axis=1)

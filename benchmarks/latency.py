@@ -42,7 +42,7 @@ def percentile(xs: list[float], q: float) -> float:
 
 def measure(rate: float, tmp: Path, smoothing: dict[str, float] | None = None,
             seconds: float | None = None) -> dict[str, Any]:
-    from fer_audio.audio import DEVICE_LATENCY_S
+    from fer_audio.sinks import DEVICE_LATENCY_S
 
     wav = tmp / f"latency_{rate:g}.wav"
     cfg = bench_config(clip(CLIP), max_fps=rate, output="wav", wav_path=wav, smoothing=smoothing)

@@ -49,19 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     run = Run(args.name)
     print(run.note())
-    from fer_audio.pipeline import ListEvents, Pipeline, build_stages
+    from fer_audio.runner import Run as PipelineRun
 
     with tempfile.TemporaryDirectory(prefix="fer-audio-profile-") as tmp:
         cfg = bench_config(args.clip, max_fps=args.fps, output="wav", wav_path=Path(tmp) / "profile.wav")
-        with quiet_logs():
-            stages = build_stages(cfg)
-            pipe = Pipeline(cfg, stages, ListEvents())
+        with quiet_logs(), PipelineRun(cfg) as prun:
             prof = cProfile.Profile()
             prof.enable()
-            stats = pipe.run(max_seconds=args.seconds or None)
+            stats = prun.pipe.run(max_seconds=args.seconds or None)
             prof.disable()
-            stages.source.close()
-            stages.audio.close()
 
     st = pstats.Stats(prof)
     raw: dict[Any, Any] = st.stats  # type: ignore[attr-defined]

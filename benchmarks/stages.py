@@ -62,12 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     run = Run(args.name)
     print(run.note())
-    from fer_audio.audio import Mixer, load_sound
     from fer_audio.cues import CuePlanner, CuePresenter
     from fer_audio.detection import make_detector
     from fer_audio.emotion import load_model
+    from fer_audio.mixer import Mixer
     from fer_audio.preprocess import faces_to_batch
     from fer_audio.smoothing import Smoother
+    from fer_audio.sound import load_sound
     from fer_audio.tracking import Tracker
 
     cfg = Config()

@@ -35,17 +35,11 @@ GOAL_RATIO = 5.0
 
 
 def ours(name: str, seconds: float, tmp: Path) -> dict[str, Any]:
-    from fer_audio.pipeline import ListEvents, Pipeline, build_stages
+    from fer_audio.runner import Run as PipelineRun
 
     cfg = bench_config(clip(name), max_fps=120.0, output="wav", wav_path=tmp / f"{name}.wav")
-    with quiet_logs():
-        stages = build_stages(cfg)
-        pipe = Pipeline(cfg, stages, ListEvents())
-        try:
-            stats = pipe.run(max_seconds=seconds if seconds > 0 else None)
-        finally:
-            stages.source.close()
-            stages.audio.close()
+    with quiet_logs(), PipelineRun(cfg) as run:
+        stats = run.pipe.run(max_seconds=seconds if seconds > 0 else None)
     return {"frames": stats.analysed, "seconds": stats.seconds, "fps": stats.fps,
             "faces_per_frame": stats.faces / stats.analysed if stats.analysed else 0.0,
             "cues": stats.cues_played}

@@ -14,31 +14,21 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fer_audio.config import Config, ConfigError, load_config
+from fer_audio.errors import FerAudioError
+
+if TYPE_CHECKING:
+    from fer_audio.types import Event
 
 log = logging.getLogger("fer_audio")
 
 EXIT_OK, EXIT_CRASH, EXIT_BAD_INPUT = 0, 1, 2
 
 
-class UserError(Exception):
+class UserError(FerAudioError):
     """Bad input from the user: printed as one line, exit 2."""
-
-
-def _input_errors() -> tuple[type[BaseException], ...]:
-    """Every stage's one-line error type (imported lazily: stages are heavy)."""
-    errors: list[type[BaseException]] = [ConfigError, UserError]
-    for mod, name in (("fer_audio.emotion", "ModelError"), ("fer_audio.sources", "SourceError"),
-                      ("fer_audio.detection", "DetectorError"), ("fer_audio.audio", "SoundFileError"),
-                      ("fer_audio.audio", "AudioDeviceError"), ("fer_audio.audio", "AudioOutputError")):
-        try:
-            module = __import__(mod, fromlist=[name])
-            errors.append(getattr(module, name))
-        except (ImportError, AttributeError):
-            pass
-    return tuple(errors)
 
 
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
@@ -57,24 +47,23 @@ def side(x: float) -> str:
     return "centre"
 
 
-def format_event(e: Any) -> str:
-    what = e.label if e.kind == "expression" else e.kind.replace("_", " ")
-    return f"{e.t:6.2f} s  person {e.track}, {side(e.x)}: {what} ({e.confidence:.2f})"
+def format_event(e: Event) -> str:
+    return f"{e.t:6.2f} s  person {e.track}, {side(e.x)}: {e.what} ({e.confidence:.2f})"
 
 
 def apply_overrides(cfg: Config, args: argparse.Namespace) -> Config:
     src = cfg.source.model_copy()
     audio = cfg.audio.model_copy()
-    if getattr(args, "source", None) is not None:
+    if args.source is not None:
         src.uri = args.source
-    if getattr(args, "realtime", False):
+    if args.realtime:
         src.realtime = True
-    if getattr(args, "loop", False):
+    if args.loop:
         src.loop = True
-    if getattr(args, "audio_out", None) is not None:
+    if args.audio_out is not None:
         audio.output = "wav"
         audio.wav_path = Path(args.audio_out)
-    if getattr(args, "no_audio", False):
+    if args.no_audio:
         audio.output = "silent"
     return cfg.model_copy(update={"source": src, "audio": audio})
 
@@ -96,40 +85,24 @@ def run_pipeline(cfg: Config, events_out: Path | None, print_timeline: bool,
     With ``reload_config`` (how to re-read the TOML) it runs as the service
     (fer_audio.daemon): one instance per user, the control socket, SIGHUP reloads.
     """
-    from fer_audio.pipeline import JsonlEvents, ListEvents, Pipeline, build_stages
-
     events: list[Any] | None
     if reload_config is not None:
-        from fer_audio.control import ControlError
-        from fer_audio.daemon import Daemon, DaemonError
+        from fer_audio.daemon import Daemon
 
         daemon = Daemon(cfg, reload_config, config_name=config_name or "the configuration",
                         events_out=events_out, keep_events=print_timeline, max_seconds=max_seconds)
-        try:
-            result = daemon.run()
-        except (DaemonError, ControlError) as exc:
-            raise UserError(str(exc)) from None
+        result = daemon.run()
         stats, source_name, events = result.stats, result.source, result.events
     else:
-        from fer_audio.daemon import LoggedEvents
+        from fer_audio.runner import Run
 
-        stages = build_stages(cfg)
-        kept = ListEvents()
-        sink = LoggedEvents([kept, *([JsonlEvents(events_out)] if events_out else [])])
-        pipe = Pipeline(cfg, stages, sink)
-        stop = stop or threading.Event()
-        _install_stop_handlers(stop)
-        try:
-            if cfg.audio.startup_sound:
-                stages.audio.play_system("startup", 0.0)
-            stats = pipe.run(stop, max_seconds=max_seconds)
-        finally:
-            stages.source.close()
-            # A WAV of a file run lasts as long as the video, so it lines up with it.
-            stages.audio.close(end_t=pipe.stats.source_seconds or None)
-            sink.close()
-        source_name = stages.source.describe()
-        events = kept.events
+        with Run(cfg, events_out=events_out, keep_events=True) as run:
+            stop = stop or threading.Event()
+            _install_stop_handlers(stop)
+            run.announce()
+            stats = run.pipe.run(stop, max_seconds=max_seconds)
+        source_name = run.source_name
+        events = run.kept.events if run.kept is not None else None
     if print_timeline and events is not None:
         print(f"cue timeline for {source_name}:")
         for e in events:
@@ -226,28 +199,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from fer_audio.audio import check_cues
+    from fer_audio.cues import CueError
+
     cfg = load_config(args.path)
-    missing = [f"cues.{k}.earcon: {c.earcon}: no such file" for k, c in cfg.cues.items()
-               if c.mode in ("earcon", "both") and c.earcon is not None and not Path(c.earcon).is_file()]
-    if missing:
-        raise ConfigError(f"{args.path}: {missing[0]}")
     try:
-        from fer_audio.audio import load_sound
-    except ImportError:
-        load_sound = None  # type: ignore[assignment]
-    if load_sound is not None:
-        for k, c in cfg.cues.items():
-            if c.mode in ("earcon", "both") and c.earcon is not None:
-                try:
-                    load_sound(Path(c.earcon), cfg.audio.sample_rate)
-                except Exception as exc:
-                    raise ConfigError(f"{args.path}: cues.{k}.earcon: {exc}") from None
+        check_cues(cfg)
+    except CueError as exc:
+        raise ConfigError(f"{args.path}: {exc}") from None
     print(f"{args.path}: OK")
     return EXIT_OK
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    from fer_audio.audio import list_devices
+    from fer_audio.sinks import list_devices
 
     devices = list_devices()
     if not devices:
@@ -333,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose, args.quiet)
     try:
         return int(args.func(args))
-    except _input_errors() as exc:
+    except FerAudioError as exc:  # every stage's one-line error
         print(f"fer-audio: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -15,12 +15,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fer_audio.errors import FerAudioError
 from fer_audio.resources import DEFAULT_CARD, DEFAULT_YUNET, LABELS, SOUNDS_DIR
 
 MAX_CONFIG_BYTES = 1_000_000
 
 
-class ConfigError(Exception):
+class ConfigError(FerAudioError):
     """A configuration problem, phrased as one line: file, key path, what is wrong."""
 
 
@@ -87,6 +88,18 @@ class SmoothingConfig(_Section):
 CueMode = Literal["earcon", "speech", "both", "silent"]
 
 
+def unplayable(mode: str, earcon: Path | None, text: str) -> str | None:
+    """Why a cue could never play (earcon mode without a file, speech without text), or None.
+
+    The one statement of the rule: the schema, the planner and each Cue ask it.
+    """
+    if mode in ("earcon", "both") and earcon is None:
+        return f"mode {mode!r} needs an earcon file"
+    if mode in ("speech", "both") and not text.strip():
+        return f"mode {mode!r} needs text to speak"
+    return None
+
+
 class CueConfig(_Section):
     mode: CueMode = Field("earcon", description="earcon, speech, both (earcon then word) or silent.")
     earcon: Path | None = Field(None, description="Sound file (WAV/FLAC/OGG, at most 2 s).")
@@ -100,10 +113,9 @@ class CueConfig(_Section):
 
     @model_validator(mode="after")
     def _playable(self) -> CueConfig:
-        if self.mode in ("earcon", "both") and self.earcon is None:
-            raise ValueError(f"mode '{self.mode}' needs an earcon file")
-        if self.mode in ("speech", "both") and not self.text.strip():
-            raise ValueError(f"mode '{self.mode}' needs text to speak")
+        problem = unplayable(self.mode, self.earcon, self.text)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 
@@ -178,9 +190,13 @@ class Config(_Section):
         return merged
 
 
+def config_home() -> Path:
+    """$XDG_CONFIG_HOME, else ~/.config: where the config and the systemd user unit go."""
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+
+
 def default_config_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "fer-audio" / "config.toml"
+    return config_home() / "fer-audio" / "config.toml"
 
 
 def _resolve_paths(raw: dict[str, Any], base: Path, origin: Path | str = "<string>") -> None:

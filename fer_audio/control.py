@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fer_audio.errors import FerAudioError
+
 log = logging.getLogger(__name__)
 
 COMMANDS: tuple[str, ...] = ("pause", "resume", "status", "reload", "stop")
@@ -52,7 +54,7 @@ MAX_SOCKET_PATH = 107
 Handler = Callable[[str], str]
 
 
-class ControlError(Exception):
+class ControlError(FerAudioError):
     """A control-socket problem, as one line naming the path."""
 
 

@@ -23,7 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fer_audio.config import AudioConfig, CueConfig
+from fer_audio.config import AudioConfig, CueConfig, unplayable
+from fer_audio.errors import FerAudioError
 from fer_audio.types import Event
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ CUE_MODES: tuple[str, ...] = ("earcon", "speech", "both")
 MAX_REMEMBERED_FACES = 64
 
 
-class CueError(ValueError):
+class CueError(FerAudioError, ValueError):
     """A cue or cue mapping that cannot be played; one line naming the cue."""
 
 
@@ -58,10 +59,9 @@ class Cue:
             raise CueError(f"{where}: mode {self.mode!r} is not one of {', '.join(CUE_MODES)}")
         if not (math.isfinite(self.pan) and -1.0 <= self.pan <= 1.0):
             raise CueError(f"{where}: pan {self.pan!r} is outside -1..1")
-        if self.mode in ("earcon", "both") and self.earcon is None:
-            raise CueError(f"{where}: mode {self.mode!r} needs an earcon file")
-        if self.mode in ("speech", "both") and not self.text.strip():
-            raise CueError(f"{where}: mode {self.mode!r} needs text to speak")
+        problem = unplayable(self.mode, self.earcon, self.text)
+        if problem is not None:
+            raise CueError(f"{where}: {problem}")
         if not math.isfinite(self.gain_db):
             raise CueError(f"{where}: gain_db {self.gain_db!r} is not a finite number")
         if not math.isfinite(self.event_t):
@@ -113,10 +113,9 @@ class CuePlanner:
         without text) fails here, at load time, rather than in the frame loop.
         """
         for key, cfg in cues.items():
-            if cfg.mode in ("earcon", "both") and cfg.earcon is None:
-                raise CueError(f"cues.{key}: mode {cfg.mode!r} needs an earcon file")
-            if cfg.mode in ("speech", "both") and not cfg.text.strip():
-                raise CueError(f"cues.{key}: mode {cfg.mode!r} needs text to speak")
+            problem = unplayable(cfg.mode, cfg.earcon, cfg.text)
+            if problem is not None:
+                raise CueError(f"cues.{key}: {problem}")
         self._cues = dict(cues)
         self._audio = audio
         self._warned.clear()

@@ -35,9 +35,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from fer_audio.config import Config
+from fer_audio.config import Config, config_home
 from fer_audio.control import LOCK_NAME, SOCKET_NAME, ControlServer, ensure_private_dir, runtime_dir
-from fer_audio.pipeline import EventSink, JsonlEvents, ListEvents, Pipeline, RunStats, Stages
+from fer_audio.errors import FerAudioError
+from fer_audio.pipeline import Pipeline, Player, RunStats, Stages
+from fer_audio.runner import Run
 from fer_audio.types import Event
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ RELOAD_REPLY_TIMEOUT_S = 30.0
 JOIN_TIMEOUT_S = 2.0
 
 
-class DaemonError(Exception):
+class DaemonError(FerAudioError):
     """The service cannot start (another instance, an unusable runtime folder); one line."""
 
 
@@ -134,42 +136,6 @@ def plan_reload(running: Config, new: Config) -> ReloadPlan:
     return ReloadPlan(effective, changed, tuple(needs_restart), rebuild)
 
 
-def check_cues(cfg: Config) -> None:
-    """Refuse a mapping that could not play, before it replaces a working one.
-
-    Raises CueError or ValueError with one line naming the cue or file.
-    """
-    from fer_audio.audio import load_sound
-    from fer_audio.cues import CuePlanner
-
-    CuePlanner(cfg.cues, cfg.audio)
-    for key, cue in cfg.cues.items():
-        if cue.mode in ("earcon", "both") and cue.earcon is not None:
-            try:
-                load_sound(Path(cue.earcon), cfg.audio.sample_rate)
-            except Exception as exc:
-                raise ValueError(f"cues.{key}.earcon: {exc}") from None
-
-
-# -- events ------------------------------------------------------------------------------
-
-class LoggedEvents:
-    """Logs each event at debug level and passes it on to every sink given."""
-
-    def __init__(self, sinks: list[EventSink]) -> None:
-        self.sinks = sinks
-
-    def write(self, event: Event) -> None:
-        what = event.label if event.kind == "expression" else event.kind.replace("_", " ")
-        log.debug("event: person %d %s at %.2f s (%.2f)", event.track, what, event.t, event.confidence)
-        for sink in self.sinks:
-            sink.write(event)
-
-    def close(self) -> None:
-        for sink in self.sinks:
-            sink.close()
-
-
 # -- the daemon --------------------------------------------------------------------------
 
 @dataclass
@@ -191,7 +157,7 @@ def _default_build(cfg: Config) -> Stages:
     return build_stages(cfg)
 
 
-def _default_audio(cfg: Config) -> Any:
+def _default_audio(cfg: Config) -> Player:
     from fer_audio.audio import AudioOut
 
     return AudioOut(cfg.audio, cfg.speech, cfg.cues)
@@ -215,7 +181,7 @@ class Daemon:
         max_seconds: float | None = None,
         runtime: Path | None = None,
         build: Callable[[Config], Stages] = _default_build,
-        make_audio: Callable[[Config], Any] = _default_audio,
+        make_audio: Callable[[Config], Player] = _default_audio,
         handle_signals: bool = True,
     ) -> None:
         self.cfg = cfg
@@ -267,22 +233,8 @@ class Daemon:
         self._hup = True
 
     def _run_locked(self) -> DaemonResult:
-        stages = self._build(self.cfg)
-        sinks: list[EventSink] = []
-        try:
-            if self._events_out is not None:
-                sinks.append(JsonlEvents(self._events_out))
-        except BaseException:
-            stages.source.close()
-            stages.audio.close()
-            raise
-        # A finite run keeps its events for the timeline the CLI prints; a service keeps none.
-        kept = ListEvents() if self._keep_events and not stages.source.is_live and not self.cfg.source.loop \
-            else None
-        if kept is not None:
-            sinks.append(kept)
-        sink = LoggedEvents(sinks)
-        pipe = Pipeline(self.cfg, stages, sink)
+        run = Run(self.cfg, events_out=self._events_out, keep_events=self._keep_events, build=self._build)
+        pipe = run.open()
         self.pipe = pipe
         server = ControlServer(self.socket_path, self._handle_command)
         loop_error: list[BaseException] = []
@@ -297,10 +249,8 @@ class Daemon:
         thread = threading.Thread(target=frame_loop, name="fer-audio frames", daemon=True)
         try:
             server.start()
-            if self.cfg.audio.startup_sound:
-                stages.audio.play_system("startup", 0.0)
-            log.info("ready: %s; control socket %s; pid %d", stages.source.describe(), self.socket_path,
-                     os.getpid())
+            run.announce()
+            log.info("ready: %s; control socket %s; pid %d", run.source_name, self.socket_path, os.getpid())
             self.ready.set()
             thread.start()
             self._main_loop(thread)
@@ -313,12 +263,7 @@ class Daemon:
                     log.warning("the frame loop did not stop within %g s; closing anyway", JOIN_TIMEOUT_S)
             server.close()
             self._fail_pending("error: fer-audio is stopping")
-            for what, close in (("source", stages.source.close), ("audio", pipe.s.audio.close),
-                                ("events", sink.close)):
-                try:
-                    close()
-                except Exception as exc:  # one stage failing to close must not keep the others open
-                    log.warning("closing the %s: %s", what, exc)
+            run.close()
             log.debug("shutdown took %.3f s", time.monotonic() - t0)
         if loop_error:
             raise loop_error[0]
@@ -326,7 +271,7 @@ class Daemon:
             stats.end_reason = self._stop_reason
         log.info("stopped: %d frames analysed in %.0f s, %d cues played; %s",
                  stats.analysed, stats.seconds, stats.cues_played, stats.end_reason)
-        return DaemonResult(stats, stages.source.describe(), kept.events if kept is not None else None)
+        return DaemonResult(stats, run.source_name, run.kept.events if run.kept is not None else None)
 
     def _main_loop(self, thread: threading.Thread) -> None:
         while thread.is_alive():
@@ -382,6 +327,8 @@ class Daemon:
 
     def reload(self, why: str) -> str:
         """Re-read the config and apply what can change live; on any problem keep the old one."""
+        from fer_audio.audio import check_cues
+
         pipe = self.pipe
         if pipe is None:
             return "error: not started yet"
@@ -424,12 +371,11 @@ class Daemon:
     def _prerender(self, cfg: Config) -> None:
         """Render new spoken cues now, on the main thread, rather than at their first cue."""
         pipe = self.pipe
-        speech = getattr(pipe.s.audio, "speech", None) if pipe is not None else None
-        if speech is None or not getattr(speech, "available", False):
+        if pipe is None:
             return
         texts = sorted({c.text for c in cfg.cues.values() if c.mode in ("speech", "both") and c.text.strip()})
         try:
-            speech.prerender(texts)
+            pipe.s.audio.prerender(texts)
         except Exception as exc:
             log.warning("could not render the new spoken cues in advance: %s", exc)
 
@@ -445,10 +391,9 @@ class Daemon:
             out["source_t"] = round(pipe.stats.source_seconds, 3)
         out["pid"] = os.getpid()
         out["uptime_s"] = round(time.monotonic() - self._started, 1)
-        audio_status = getattr(pipe.s.audio, "status", None) if pipe is not None else None
-        if callable(audio_status):
+        if pipe is not None:
             with suppress(Exception):
-                a = audio_status()
+                a = pipe.s.audio.status()
                 out["audio"] = a.output if a.problem is None else f"{a.output} ({a.problem})"
         return out
 
@@ -542,8 +487,7 @@ def _systemd_quote(arg: str) -> str:
 
 
 def user_unit_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "systemd" / "user" / UNIT_NAME
+    return config_home() / "systemd" / "user" / UNIT_NAME
 
 
 def install_service(config: Path | None = None, dry_run: bool = False,

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from fer_audio.config import DetectorConfig
+from fer_audio.errors import FerAudioError
 from fer_audio.types import Box, Landmarks
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 HAAR_FILE = "haarcascade_frontalface_default.xml"
 
 
-class DetectorError(Exception):
+class DetectorError(FerAudioError):
     """A detector that cannot be built, phrased as one line naming the file and the problem."""
 
 

@@ -19,13 +19,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from fer_audio.config import ModelConfig
+from fer_audio.errors import FerAudioError
 from fer_audio.preprocess import faces_to_batch
 from fer_audio.types import Box
 
 log = logging.getLogger(__name__)
 
 
-class ModelError(Exception):
+class ModelError(FerAudioError):
     """A model or card problem, as one line naming the file."""
 
 

@@ -71,7 +71,8 @@ def play_learning(cfg: Config, keys: list[str] | None, out: Path | None,
 
     0: done; 2: an unknown key or an unwritable file; 1: no audio device (use --out).
     """
-    from fer_audio.audio import AudioOut, AudioOutputError
+    from fer_audio.audio import AudioOut
+    from fer_audio.sinks import AudioOutputError
 
     try:
         items = learning_sequence(cfg.audio, cfg.speech, cfg.cues, keys)

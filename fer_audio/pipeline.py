@@ -13,15 +13,19 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from fer_audio.config import Config
-from fer_audio.types import Box, Event, Observation, Track
+from fer_audio.config import AudioConfig, Config, CueConfig, SmoothingConfig
+from fer_audio.reader import Face, FaceReader
+from fer_audio.types import AudioStatus, Box, Event, FrameSource, Observation, SourceEvent, Track
+
+if TYPE_CHECKING:
+    from fer_audio.cues import Cue
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +63,76 @@ class ListEvents:
         pass
 
 
+# -- the stage seams: what the loop calls on each collaborator, and nothing more ------
+
+class Detector(Protocol):
+    """Face boxes in original frame pixels (fer_audio.detection)."""
+
+    def detect(self, image_bgr: np.ndarray) -> list[Box]: ...
+
+
+class FaceTracker(Protocol):
+    """Boxes to people followed across frames (fer_audio.tracking)."""
+
+    def update(self, boxes: list[Box], frame_w: int, frame_h: int) -> list[Track]: ...
+    def reset(self) -> None: ...
+
+
+class ExpressionModel(Protocol):
+    """One probability row per box, in ``labels`` order (fer_audio.emotion)."""
+
+    @property
+    def labels(self) -> tuple[str, ...]: ...
+    def predict(self, image: np.ndarray, boxes: list[Box]) -> np.ndarray: ...
+
+
+class EventSmoother(Protocol):
+    """Observations to events (fer_audio.smoothing); pure, with no clock of its own."""
+
+    def step(self, t: float, observations: Sequence[Observation]) -> list[Event]: ...
+    def reset(self) -> None: ...
+    def reconfigure(self, cfg: SmoothingConfig) -> None: ...
+
+
+class Planner(Protocol):
+    """Events to cues (fer_audio.cues.CuePlanner)."""
+
+    def plan(self, events: Sequence[Event]) -> list[Cue]: ...
+    def reset(self) -> None: ...
+    def reconfigure(self, cues: Mapping[str, CueConfig], audio: AudioConfig) -> None: ...
+
+
+class Presenter(Protocol):
+    """Which cues are heard now (fer_audio.cues.CuePresenter)."""
+
+    def present(self, cues: Sequence[Cue], now: float) -> list[Cue]: ...
+    def reset(self) -> None: ...
+    def reconfigure(self, audio: AudioConfig) -> None: ...
+
+
+class Player(Protocol):
+    """Where cues are heard (fer_audio.audio.AudioOut); never raises into the loop."""
+
+    def play(self, cue: Cue, t: float) -> bool: ...
+    def play_system(self, name: str, t: float) -> bool: ...
+    def say(self, text: str, t: float) -> bool: ...
+    def prerender(self, texts: Sequence[str]) -> None: ...
+    def status(self) -> AudioStatus: ...
+    def close(self, end_t: float | None = None) -> None: ...
+
+
 @dataclass
 class Stages:
     """The collaborators one run needs; built by :func:`build_stages` or by a test."""
 
-    source: Any
-    detector: Any
-    tracker: Any
-    model: Any
-    smoother: Any
-    planner: Any
-    presenter: Any
-    audio: Any
+    source: FrameSource
+    detector: Detector
+    tracker: FaceTracker
+    model: ExpressionModel
+    smoother: EventSmoother
+    planner: Planner
+    presenter: Presenter
+    audio: Player
 
 
 @dataclass
@@ -93,7 +155,7 @@ class RunStats:
         return self.analysed / self.seconds if self.seconds > 0 else 0.0
 
 
-def build_stages(cfg: Config, *, audio: Any | None = None, source: Any | None = None) -> Stages:
+def build_stages(cfg: Config, *, audio: Player | None = None, source: FrameSource | None = None) -> Stages:
     """Real stages from a config. Raises the stage's own one-line error on bad input."""
     from fer_audio.cues import CuePlanner, CuePresenter
     from fer_audio.detection import make_detector
@@ -136,7 +198,7 @@ class Pipeline:
         self._lock = threading.Lock()
         self._recent: deque[float] = deque(maxlen=30)
         self._last_t: float | None = None
-        self._tracks: list[Track] = []
+        self._faces: list[Face] = []
         self._warned: set[str] = set()
 
     # -- control (any thread) --------------------------------------------------
@@ -159,7 +221,7 @@ class Pipeline:
     def paused(self) -> bool:
         return self._paused.is_set()
 
-    def reconfigure(self, cfg: Config, audio: Any | None = None) -> None:
+    def reconfigure(self, cfg: Config, audio: Player | None = None) -> None:
         """Take a new, already validated config without touching the camera."""
         with self._lock:
             if audio is not None:
@@ -180,7 +242,7 @@ class Pipeline:
             "state": "paused" if self.paused else "running",
             "source": self.s.source.describe(),
             "fps": round(fps, 1),
-            "faces": sum(1 for tr in self._tracks if tr.missed == 0),
+            "faces": len(self._faces),
             "last_cue": self.stats.last_cue or "none",
             "frames": self.stats.frames,
             "cues": self.stats.cues_played,
@@ -230,13 +292,10 @@ class Pipeline:
                 return []
             self.stats.analysed += 1
             self._recent.append(self.clock())
-            h, w = image.shape[:2]
-            boxes: list[Box] = self.s.detector.detect(image)
-            self._tracks = self.s.tracker.update(boxes, w, h)
-            seen = [tr for tr in self._tracks if tr.missed == 0]
-            self.stats.faces += len(seen)
-            probs = self.s.model.predict(image, [tr.box for tr in seen])
-            obs = [Observation(tr.id, p, tr.x, tr.size) for tr, p in zip(seen, probs, strict=True)]
+            # The public reader, over this run's stages as they are now (a test may swap one).
+            self._faces = FaceReader(self.s.detector, self.s.tracker, self.s.model).read(image)
+            self.stats.faces += len(self._faces)
+            obs = [Observation(f.track, f.probs, f.x, f.size) for f in self._faces]
             events: list[Event] = self.s.smoother.step(t, obs)
             for e in events:
                 self.stats.events += 1
@@ -254,8 +313,6 @@ class Pipeline:
 
     def run(self, stop: threading.Event | None = None, max_seconds: float | None = None) -> RunStats:
         """Process frames until the source ends, ``stop`` is set, or ``max_seconds`` of source time."""
-        from fer_audio.sources import Frame, SourceEvent
-
         stop = stop or threading.Event()
         started = self.clock()
         try:
@@ -267,7 +324,6 @@ class Pipeline:
                     if self._on_source_event(item):
                         break
                     continue
-                assert isinstance(item, Frame)
                 if max_seconds is not None and item.t > max_seconds:
                     self.stats.end_reason = "time limit"
                     break
@@ -285,7 +341,7 @@ class Pipeline:
                 self.stats.end_reason = "stopped"
         return self.stats
 
-    def _on_source_event(self, ev: Any) -> bool:
+    def _on_source_event(self, ev: SourceEvent) -> bool:
         """React to a source event; True ends the run."""
         if ev.kind == "end":
             self.stats.end_reason = "source failed" if self.stats.source_error else "end of source"

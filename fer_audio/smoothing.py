@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fer_audio.config import SmoothingConfig
+from fer_audio.errors import FerAudioError
 from fer_audio.types import Event, Observation
 
 # Timestamps are sums of float frame intervals: 0.4 s of dwell measured over
@@ -54,7 +55,7 @@ FACE_EVENT_CONFIDENCE = 1.0
 _KIND_ORDER = {"face_appeared": 0, "expression": 1, "face_lost": 2}
 
 
-class ObservationError(ValueError):
+class ObservationError(FerAudioError, ValueError):
     """An input the smoother cannot use; the message names the track and time."""
 
 

@@ -20,7 +20,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 from urllib.parse import urlsplit
@@ -29,11 +28,13 @@ import cv2
 import numpy as np
 
 from fer_audio.config import SourceConfig
+from fer_audio.errors import FerAudioError
+from fer_audio.retry import backoff_delays
+from fer_audio.types import Frame, FrameSource, SourceEvent, SourceEventKind
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-EventKind = Literal["opened", "end", "lost", "restored", "error"]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"})
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
@@ -48,39 +49,8 @@ MAX_CORRUPT_IN_A_ROW = 25
 MAX_PENDING_EVENTS = 64
 
 
-class SourceError(Exception):
+class SourceError(FerAudioError):
     """A source that cannot be used at all, phrased as one line naming it and the problem."""
-
-
-@dataclass(frozen=True, eq=False)
-class Frame:
-    """One picture. ``t`` is seconds on the source clock (file time for files, since open for live)."""
-
-    t: float
-    index: int
-    image: np.ndarray  # BGR uint8, shape (h, w, 3)
-
-
-@dataclass(frozen=True)
-class SourceEvent:
-    """Something about the source itself that the caller (and maybe the user) should know."""
-
-    kind: EventKind
-    t: float
-    message: str
-
-
-class FrameSource(Protocol):
-    @property
-    def is_live(self) -> bool: ...
-
-    def read(self, timeout: float) -> Frame | SourceEvent | None:
-        """Next frame or event; None when nothing new arrived within ``timeout`` seconds."""
-        ...
-
-    def close(self) -> None: ...
-
-    def describe(self) -> str: ...
 
 
 class Capture(Protocol):
@@ -136,14 +106,6 @@ def keep_for_rate(t: float, last_kept: float | None, max_fps: float) -> bool:
         return True
     interval = 1.0 / max_fps
     return t >= last_kept + interval * 0.9
-
-
-def backoff_delays(initial_s: float, max_s: float) -> Iterator[float]:
-    """Reopen waits: initial, doubled each time, capped at max."""
-    delay = min(initial_s, max_s)
-    while True:
-        yield delay
-        delay = min(delay * 2.0, max_s)
 
 
 class ImageFolderCapture:
@@ -439,7 +401,7 @@ class LiveSource:
                     self._pending.popleft()
             self._cond.notify_all()
 
-    def _event(self, kind: EventKind, t: float, message: str) -> None:
+    def _event(self, kind: SourceEventKind, t: float, message: str) -> None:
         level = logging.WARNING if kind in ("lost", "error") else logging.INFO
         log.log(level, "%s", message)
         self._push(SourceEvent(kind, t, message))

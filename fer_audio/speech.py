@@ -6,7 +6,7 @@ start-up, trimming the silence and resampling to the output rate makes a word
 start as fast as an earcon.
 
 The synthesiser sits behind :class:`TtsEngine`: :class:`Pyttsx3Engine` is the real
-one, :class:`RecordingTts` a fake for unit tests. If speech cannot start,
+one (tests/fakes.py has a recording one). If speech cannot start,
 :func:`open_speech` returns a cache that says why it is unavailable; the player
 then falls back to earcons and says so once.
 """
@@ -24,8 +24,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fer_audio.audio import Sound, resample
 from fer_audio.config import SpeechConfig
+from fer_audio.errors import FerAudioError
+from fer_audio.sound import Sound, resample
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ MAX_PEAK = 0.6  # below the limiter threshold (0.75) even hard-panned
 MAX_TEXT = 200
 
 
-class SpeechUnavailable(RuntimeError):
+class SpeechUnavailable(FerAudioError, RuntimeError):
     """Speech cannot be initialised or rendered; one line saying why."""
 
 
@@ -138,29 +139,6 @@ class Pyttsx3Engine:
     def close(self) -> None:
         # espeak-ng can be initialised only once per process (pyttsx3 keeps it alive): nothing to free.
         return None
-
-
-class RecordingTts:
-    """A fake synthesiser: remembers texts and returns a tone framed by silence, like espeak does."""
-
-    def __init__(self, rate: int = 22050, fail: bool = False) -> None:
-        self.rate = rate
-        self.fail = fail
-        self.texts: list[str] = []
-        self.closed = False
-
-    def render(self, text: str) -> tuple[np.ndarray, int]:
-        self.texts.append(text)
-        if self.fail:
-            raise SpeechUnavailable(f"fake engine told to fail on {text!r}")
-        n = int(self.rate * (0.08 + 0.03 * len(text)))
-        t = np.arange(n) / self.rate
-        voiced = 0.3 * np.sin(2 * np.pi * 180 * t) * np.hanning(n)
-        pad = np.zeros(int(0.1 * self.rate))
-        return np.concatenate([pad, voiced, pad]).astype(np.float32), self.rate
-
-    def close(self) -> None:
-        self.closed = True
 
 
 def prepare_speech(samples: np.ndarray, src_rate: int, rate: int, volume: float = 1.0) -> Sound | None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
 EventKind = Literal["expression", "face_appeared", "face_lost"]
+SourceEventKind = Literal["opened", "end", "lost", "restored", "error"]
 
 
 Point = tuple[float, float]
@@ -111,8 +112,65 @@ class Event:
     x: float
     size: float
 
+    @property
+    def what(self) -> str:
+        """The event in words, as logs and the timeline say it: 'happy', 'face appeared'."""
+        if self.kind == "expression" and self.label is not None:
+            return self.label
+        return self.kind.replace("_", " ")
+
     def to_json(self) -> dict[str, object]:
         return {
             "t": round(self.t, 3), "track": self.track, "kind": self.kind, "label": self.label,
             "confidence": round(self.confidence, 4), "x": round(self.x, 4), "size": round(self.size, 4),
         }
+
+
+# -- what a source delivers (fer_audio.sources) ------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One picture. ``t`` is seconds on the source clock (file time for files, since open for live)."""
+
+    t: float
+    index: int
+    image: np.ndarray  # BGR uint8, shape (h, w, 3)
+
+
+@dataclass(frozen=True)
+class SourceEvent:
+    """Something about the source itself that the caller (and maybe the user) should know."""
+
+    kind: SourceEventKind
+    t: float
+    message: str
+
+
+class FrameSource(Protocol):
+    """A camera, file, folder or stream (fer_audio.sources): frames and source events, one at a time."""
+
+    @property
+    def is_live(self) -> bool: ...
+
+    def read(self, timeout: float) -> Frame | SourceEvent | None:
+        """Next frame or event; None when nothing new arrived within ``timeout`` seconds."""
+        ...
+
+    def close(self) -> None: ...
+
+    def describe(self) -> str: ...
+
+
+# -- what the player reports (fer_audio.audio) -------------------------------------
+
+@dataclass(frozen=True)
+class AudioStatus:
+    """For the status command: where cues go and what went wrong."""
+
+    output: str
+    device_ok: bool
+    speech: bool
+    played: int
+    silenced: int
+    underflows: int
+    problem: str | None

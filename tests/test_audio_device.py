@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import FakeCue
+from fakes import FakeCue, RecordingTts
 from pulse import (
     RATE,
     PulseServer,
@@ -26,10 +26,11 @@ from pulse import (
     start_private_server,
 )
 
-from fer_audio.audio import AudioOut, list_devices, load_sound, resolve_device
+from fer_audio.audio import AudioOut
 from fer_audio.config import AudioConfig, Config
 from fer_audio.resources import SOUNDS_DIR
-from fer_audio.speech import RecordingTts
+from fer_audio.sinks import list_devices, resolve_device
+from fer_audio.sound import load_sound
 
 pytestmark = pytest.mark.audio
 __all__ = ["pulse_server"]  # the fixture, imported for pytest

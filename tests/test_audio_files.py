@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from fer_audio.audio import SoundFileError, load_sound
 from fer_audio.resources import SOUNDS_DIR
+from fer_audio.sound import SoundFileError, load_sound
 
 RATE = 48000
 

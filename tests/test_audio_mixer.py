@@ -10,16 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fer_audio.audio import (
-    LIMIT_THRESHOLD,
-    Mixer,
-    Sound,
-    Voice,
-    db_to_gain,
-    pan_gains,
-    resample,
-    soft_limit,
-)
+from fer_audio.mixer import LIMIT_THRESHOLD, Mixer, Voice, db_to_gain, pan_gains, soft_limit
+from fer_audio.sound import Sound, resample
 
 RATE = 48000
 

@@ -6,12 +6,12 @@ import logging
 from pathlib import Path
 
 import pytest
-from fakes import FakeCue
+from fakes import FakeCue, RecordingSink, RecordingTts
 
-from fer_audio.audio import SYSTEM_SOUNDS, AudioOut, RecordingSink, Sound, load_sound
+from fer_audio.audio import SYSTEM_SOUNDS, AudioOut
 from fer_audio.config import AudioConfig, Config, CueConfig, SpeechConfig
 from fer_audio.resources import SOUNDS_DIR
-from fer_audio.speech import RecordingTts
+from fer_audio.sound import Sound, load_sound
 
 RATE = 48000
 

@@ -7,13 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from fakes import FakeCue
+from fakes import FakeCue, RecordingTts
 from pulse import onsets_by_correlation
 
-from fer_audio.audio import WORD_GAP_S, AudioOut, AudioOutputError, Mixer, Voice, WavSink, load_sound
+from fer_audio.audio import WORD_GAP_S, AudioOut
 from fer_audio.config import AudioConfig, Config
+from fer_audio.mixer import Mixer, Voice
 from fer_audio.resources import SOUNDS_DIR
-from fer_audio.speech import RecordingTts
+from fer_audio.sinks import AudioOutputError, WavSink
+from fer_audio.sound import load_sound
 
 RATE = 48000
 

@@ -55,10 +55,16 @@ def cue(key: str = "happy", event_t: float = 0.0, track: int = 1) -> Cue:
 # -- the value object ------------------------------------------------------
 
 
-def test_cue_accepts_each_mode() -> None:
-    Cue("happy", "earcon", earcon("happy"), "", -3.0, -1.0, 0.0, 1)
-    Cue("happy", "speech", None, "smiling", 0.0, 1.0, 0.0, 1)
-    Cue("happy", "both", earcon("happy"), "smiling", 0.0, 0.0, 0.0, 1)
+@pytest.mark.parametrize(
+    ("mode", "sound", "text", "pan"),
+    [("earcon", True, "", -1.0), ("speech", False, "smiling", 1.0), ("both", True, "smiling", 0.0)],
+)
+def test_cue_accepts_each_mode(mode: str, sound: bool, text: str, pan: float) -> None:
+    path = earcon("happy") if sound else None
+    cue = Cue("happy", mode, path, text, -3.0, pan, 0.5, 2)
+    # Built as given, nothing dropped or defaulted: what the player will read.
+    assert (cue.key, cue.mode, cue.earcon, cue.text, cue.gain_db, cue.pan, cue.event_t, cue.track) == \
+        ("happy", mode, path, text, -3.0, pan, 0.5, 2)
 
 
 @pytest.mark.parametrize(

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from fer_audio.config import Config
-from fer_audio.pipeline import ListEvents, Pipeline, build_stages
 from fer_audio.resources import DEMO_CLIP, DEMO_TIMELINE
+from fer_audio.runner import Run
 
 # Tolerances, and why:
 # - position: the clip drifts a face by at most 4 px (0.0125 of the width) and
@@ -58,13 +58,10 @@ def demo_run() -> tuple[Config, list, object]:
         "source": cfg.source.model_copy(update={"uri": str(DEMO_CLIP)}),
         "audio": cfg.audio.model_copy(update={"output": "silent", "startup_sound": False}),
     })
-    stages = build_stages(cfg)
-    sink = ListEvents()
-    stats = Pipeline(cfg, stages, sink).run()
-    stages.source.close()
-    stages.audio.close()
-    assert stats.end_reason == "end of source"
-    return cfg, sink.events, stages
+    with Run(cfg, keep_events=True) as run:
+        stats = run.pipe.run()
+    assert stats.end_reason == "end of source" and run.kept is not None
+    return cfg, run.kept.events, run.pipe.s
 
 
 def _expected(stages: object, cfg: Config, seg: dict) -> tuple[str, float]:

@@ -30,7 +30,6 @@ from fuzzkit import FUZZ, case_report
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fer_audio.audio import SoundFileError, load_sound
 from fer_audio.config import (
     CUE_KEYS,
     MAX_CONFIG_BYTES,
@@ -47,6 +46,7 @@ from fer_audio.config import (
     load_config,
     parse_config,
 )
+from fer_audio.sound import SoundFileError, load_sound
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES: Counter[str] = Counter()
@@ -289,8 +289,7 @@ def test_cue_sound_problems_give_one_line_everywhere(what: str, tmp_path: Path) 
     import numpy as np
     import soundfile
 
-    from fer_audio.audio import AudioOut
-    from fer_audio.daemon import check_cues
+    from fer_audio.audio import AudioOut, check_cues
 
     path = tmp_path / "bad.wav"
     if what == "folder":
@@ -306,7 +305,7 @@ def test_cue_sound_problems_give_one_line_everywhere(what: str, tmp_path: Path) 
     cfg_path = tmp_path / "cfg.toml"
     cfg_path.write_text(f'[cues.happy]\nearcon = {toml_string(str(path))}\n[speech]\nenabled = false\n')
     cfg = load_config(cfg_path)
-    # The reload check re-raises as ValueError (SoundFileError's base) with the cue's key in front.
+    # The reload check re-raises as CueError (a ValueError, like SoundFileError) with the cue's key in front.
     with pytest.raises(ValueError) as info:
         check_cues(cfg)
     assert "cues.happy.earcon" in one_line(info.value)
@@ -413,7 +412,7 @@ def test_known_special_files_as_config(what: str, tmp_path: Path) -> None:
 def test_known_fifo_as_cue_sound(tmp_path: Path) -> None:
     fifo = tmp_path / "happy.wav"
     os.mkfifo(fifo)
-    code = f"from fer_audio.audio import load_sound\ntry:\n    load_sound({str(fifo)!r}, 48000)\nexcept Exception:\n    pass\n"
+    code = f"from fer_audio.sound import load_sound\ntry:\n    load_sound({str(fifo)!r}, 48000)\nexcept Exception:\n    pass\n"
     try:
         subprocess.run([sys.executable, "-c", code], timeout=10, cwd=ROOT)
     except subprocess.TimeoutExpired:

@@ -9,10 +9,11 @@ import pytest
 import soundfile
 from pulse import onsets_by_correlation
 
-from fer_audio.audio import WORD_GAP_S, load_sound
+from fer_audio.audio import WORD_GAP_S
 from fer_audio.config import CUE_KEYS, Config
 from fer_audio.learning import SYSTEM_NAMES, learning_sequence, play_learning
 from fer_audio.resources import SOUNDS_DIR
+from fer_audio.sound import load_sound
 from fer_audio.speech import open_speech
 
 RATE = 48000

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import soundfile
-from test_daemon import DaemonProc, config_text, start_daemon, wait_until
+from daemonkit import DaemonProc, config_text, start_daemon, wait_until
 
 from fer_audio.resources import DEMO_CLIP
 

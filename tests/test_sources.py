@@ -15,6 +15,7 @@ import pytest
 from media import corrupt_mjpeg_frame, face_video, load_photo, panning_frames, write_video
 
 from fer_audio.config import SourceConfig
+from fer_audio.retry import backoff_delays
 from fer_audio.sources import (
     Frame,
     FrameSource,
@@ -22,7 +23,6 @@ from fer_audio.sources import (
     SourceError,
     SourceEvent,
     as_bgr,
-    backoff_delays,
     keep_for_rate,
     open_source,
     redact_uri,

@@ -9,17 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import RecordingTts
 
-from fer_audio.audio import Sound
 from fer_audio.config import SpeechConfig
-from fer_audio.speech import (
-    MAX_PEAK,
-    RecordingTts,
-    SpeechCache,
-    SpeechUnavailable,
-    open_speech,
-    prepare_speech,
-)
+from fer_audio.sound import Sound
+from fer_audio.speech import MAX_PEAK, SpeechCache, SpeechUnavailable, open_speech, prepare_speech
 
 RATE = 48000
 
