@@ -14,13 +14,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 import numpy as np
 
 from fer_audio.config import Config
+from fer_audio.headpose import head_of
 from fer_audio.types import Box, Event, Observation, Track
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ def build_stages(cfg: Config, *, audio: Any | None = None, source: Any | None = 
     from fer_audio.detection import make_detector
     from fer_audio.emotion import load_model
     from fer_audio.smoothing import Smoother
+    from fer_audio.social import SocialSmoother
     from fer_audio.sources import open_source
     from fer_audio.tracking import Tracker
 
@@ -117,7 +119,8 @@ def build_stages(cfg: Config, *, audio: Any | None = None, source: Any | None = 
         raise
     return Stages(
         source=source, detector=detector, tracker=Tracker(cfg.tracker), model=model,
-        smoother=Smoother(cfg.smoothing, model.labels), planner=CuePlanner(cfg.cues, cfg.audio),
+        smoother=SocialSmoother(Smoother(cfg.smoothing, model.labels), cfg.attention, cfg.gestures),
+        planner=CuePlanner(cfg.cues, cfg.audio),
         presenter=CuePresenter(cfg.audio), audio=audio,
     )
 
@@ -167,6 +170,8 @@ class Pipeline:
                 old.close()
             if cfg.smoothing != self.cfg.smoothing:
                 self.s.smoother.reconfigure(cfg.smoothing)  # keeps each person's state
+            if hasattr(self.s.smoother, "reconfigure_social"):  # issue 15: attention, gestures
+                self.s.smoother.reconfigure_social(cfg.attention, cfg.gestures)
             self.s.planner.reconfigure(cfg.cues, cfg.audio)
             self.s.presenter.reconfigure(cfg.audio)
             self.cfg = cfg
@@ -232,11 +237,13 @@ class Pipeline:
             self._recent.append(self.clock())
             h, w = image.shape[:2]
             boxes: list[Box] = self.s.detector.detect(image)
-            self._tracks = self.s.tracker.update(boxes, w, h)
+            ratio = self.cfg.attention.facing_ratio
+            self._tracks = [replace(tr, head=head_of(tr.box, ratio)) if tr.missed == 0 else tr
+                            for tr in self.s.tracker.update(boxes, w, h)]
             seen = [tr for tr in self._tracks if tr.missed == 0]
             self.stats.faces += len(seen)
             probs = self.s.model.predict(image, [tr.box for tr in seen])
-            obs = [Observation(tr.id, p, tr.x, tr.size) for tr, p in zip(seen, probs, strict=True)]
+            obs = [Observation(tr.id, p, tr.x, tr.size, tr.head) for tr, p in zip(seen, probs, strict=True)]
             events: list[Event] = self.s.smoother.step(t, obs)
             for e in events:
                 self.stats.events += 1
