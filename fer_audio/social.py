@@ -7,10 +7,11 @@ adds, per announced track:
 
 * ``facing`` when the person turns to face you and holds it for ``facing_dwell_s``, and
   ``looked_away`` when a facing person stays turned away for ``away_dwell_s``. The frame's
-  yaw ratio goes through hysteresis (in at ``facing_ratio``, out past ``away_ratio``); a
-  person first seen already facing you counts as having turned to you, one first seen
-  turned away is simply not facing (no ``looked_away``). Each is cued at most once per
-  ``cooldown_s`` per person; the state changes regardless.
+  yaw ratio goes through hysteresis (in at ``facing_ratio``, out past ``away_ratio``). A
+  person's first frame sets their state silently: it is no turn, and a chime there would
+  take the rate-limit slot of their first expression (``face_appeared`` says someone
+  arrived); it does set ``facing`` on their events from the start. Each event is cued at
+  most once per ``cooldown_s`` per person; the state changes regardless.
 * ``nod`` and ``shake`` from :class:`fer_audio.gestures.GestureDetector`.
 
 Pure like the smoother: no clock, no I/O; times come in with the frames. A track without
@@ -37,7 +38,7 @@ _KIND_ORDER = {"face_appeared": 0, "facing": 1, "expression": 2, "nod": 3, "shak
 @dataclass
 class _Attention:
     yaw: float | None = None
-    facing: bool | None = None  # settled state; None until the first dwell completes
+    facing: bool | None = None  # settled state; None before the first frame with a pose
     candidate: bool | None = None
     since: float = 0.0
     last_cue: dict[EventKind, float] = field(default_factory=dict)
@@ -145,6 +146,9 @@ class SocialSmoother:
         cfg = self._cfg
         ratio = abs(head.yaw_ratio)
         raw = ratio <= cfg.away_ratio if person.facing else ratio <= cfg.facing_ratio
+        if person.facing is None:
+            person.facing = raw  # the first state: no turn to wait out, and nothing to say
+            return None
         if raw == person.facing:
             person.candidate = None
             return None
@@ -152,10 +156,8 @@ class SocialSmoother:
             person.candidate, person.since = raw, now
         if not _elapsed(now, person.since, cfg.facing_dwell_s if raw else cfg.away_dwell_s):
             return None
-        before, person.facing, person.candidate = person.facing, raw, None
-        if raw:
-            return "facing"
-        return "looked_away" if before else None
+        person.facing, person.candidate = raw, None
+        return "facing" if raw else "looked_away"
 
     def _may_cue(self, now: float, person: _Attention, kind: EventKind) -> bool:
         last = person.last_cue.get(kind)
