@@ -117,6 +117,9 @@ class GestureConfig(_Section):
     shake_swings: int = Field(4, ge=2, le=20, description="Turns (left/right legs) that make a shake.")
     nod_swing: float = Field(0.08, gt=0, le=2, description="Least vertical nose move (face widths) that is one leg of a nod.")
     nod_swings: int = Field(3, ge=2, le=20, description="Legs (down/up) that make a nod.")
+    nod_pitch_correlation: float = Field(
+        0.7, ge=-1, le=1, description="A nod's up-down motion must correlate this well with the head's pitch (not the camera's)."
+    )
     max_travel: float = Field(0.5, gt=0, le=10, description="A face moving more than this many widths sideways is not nodding.")
     max_growth: float = Field(1.3, gt=1, le=10, description="A face whose size changes more than this factor is not nodding.")
     cooldown_s: float = Field(2.0, ge=0, le=600, description="The same gesture of the same person is not cued again within this.")

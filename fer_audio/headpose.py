@@ -40,6 +40,26 @@ def yaw_ratio(marks: Landmarks) -> float | None:
     return ratio if math.isfinite(ratio) else None
 
 
+def pitch_ratio(marks: Landmarks) -> float | None:
+    """The nose's distance below the eye line over the mouth's (both across the eye line, so
+    roll does not matter): about 0.5-0.6 facing the camera, larger looking down. None when
+    the mouth is on the eye line."""
+    (rx, ry), (lx, ly) = marks.right_eye, marks.left_eye
+    dx, dy = lx - rx, ly - ry
+    eyes = math.hypot(dx, dy)
+    if not math.isfinite(eyes) or eyes < MIN_EYE_DISTANCE_PX:
+        return None
+    mx, my = (rx + lx) / 2, (ry + ly) / 2
+
+    def below(p: tuple[float, float]) -> float:
+        return ((p[1] - my) * dx - (p[0] - mx) * dy) / eyes
+
+    mouth = below(((marks.mouth_right[0] + marks.mouth_left[0]) / 2, (marks.mouth_right[1] + marks.mouth_left[1]) / 2))
+    if not math.isfinite(mouth) or abs(mouth) < MIN_EYE_DISTANCE_PX:
+        return None
+    return below(marks.nose) / mouth
+
+
 def yaw_degrees(ratio: float) -> float:
     """An angle for people and logs, from the ratio; saturates at +-90 deg (see YAW_SCALE)."""
     return math.degrees(math.asin(max(-1.0, min(1.0, ratio / YAW_SCALE))))
@@ -50,8 +70,8 @@ def head_of(box: Box, facing_ratio: float) -> Head | None:
     marks = box.landmarks
     if marks is None:
         return None
-    ratio = yaw_ratio(marks)
-    if ratio is None:
+    ratio, pitch = yaw_ratio(marks), pitch_ratio(marks)
+    if ratio is None or pitch is None:
         return None
     return Head(
         yaw_ratio=ratio,
@@ -59,5 +79,5 @@ def head_of(box: Box, facing_ratio: float) -> Head | None:
         facing=abs(ratio) <= facing_ratio,
         nose=marks.nose,
         width=box.w,
-        centre_y=box.y + box.h / 2,
+        pitch_ratio=pitch,
     )

@@ -136,7 +136,7 @@ class SocialSmoother:
         if kind is not None and announced and self._may_cue(now, person, kind):
             events.append(self._event(now, obs, kind, person))
         gesture = self._gestures.observe(obs.track, HeadSample(
-            now, head.yaw_ratio, head.nose[0], head.nose[1], head.width, head.centre_y))
+            now, head.yaw_ratio, head.nose[0], head.nose[1], head.width, head.pitch_ratio))
         if gesture is not None and announced:
             events.append(self._event(now, obs, gesture, person))
         return events

@@ -76,8 +76,9 @@ class Head:
     ``yaw_ratio`` is the nose's offset from the eyes' midpoint over the eye distance,
     positive when the face points toward the image's left; ``yaw_deg`` an angle made from
     it (saturates past ~60 deg); ``facing`` this frame's answer, before any dwell.
-    ``nose`` (frame pixels), the box's ``width`` and vertical ``centre_y`` feed the
-    nod/shake detector.
+    ``pitch_ratio`` is where the nose sits between the eye line (0) and the mouth line (1),
+    which moves when the head pitches and not when the camera does. ``nose`` (frame
+    pixels), ``width`` (the box's) and ``pitch_ratio`` feed the nod/shake detector.
     """
 
     yaw_ratio: float
@@ -85,7 +86,7 @@ class Head:
     facing: bool
     nose: Point
     width: float
-    centre_y: float
+    pitch_ratio: float
 
 
 @dataclass(frozen=True)
