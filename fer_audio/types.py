@@ -96,7 +96,7 @@ class Track:
     ``x`` is the horizontal centre in [-1, 1] (left edge -1), for panning;
     ``size`` is box height over frame height, for choosing the main face;
     ``missed`` counts frames since the last detection (0: seen this frame);
-    ``head`` is this frame's pose, None without landmarks.
+    ``head`` is this frame's pose, None without landmarks or when unseen this frame.
     """
 
     id: int
