@@ -230,6 +230,12 @@ def cmd_sounds(args: argparse.Namespace) -> int:
     return int(play_learning(cfg, list(args.keys) or None, Path(args.out) if args.out else None))
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from fer_audio.analyze import analyze
+
+    return analyze(load_config(args.config), [Path(p) for p in args.photos], args.json)
+
+
 def _check_writable(path: Path) -> None:
     parent = path.expanduser().resolve().parent
     if not parent.is_dir():
@@ -271,6 +277,15 @@ def build_parser() -> argparse.ArgumentParser:
     snd.add_argument("--config", type=Path)
     snd.add_argument("--out", help="write the sequence to this WAV instead of playing it")
     snd.set_defaults(func=cmd_sounds)
+
+    ana = sub.add_parser("analyze", help="say what the camera would see in photos (faces, expression, facing)",
+                         description="Detect faces in each photo and print, per photo, one plain line "
+                                     "(or, with --json, one JSON object per face). Writes nothing, opens no socket.")
+    ana.add_argument("photos", nargs="+", help="image files (JPEG, PNG, ...)")
+    ana.add_argument("--config", type=Path)
+    ana.add_argument("--json", action="store_true", help="one JSON line per face: image, box, expression, "
+                                                         "probabilities, yaw, facing")
+    ana.set_defaults(func=cmd_analyze)
 
     ctl = sub.add_parser(
         "ctl", help="control the running service: pause, resume, status, reload, stop",

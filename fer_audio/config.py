@@ -85,6 +85,47 @@ class SmoothingConfig(_Section):
         return self
 
 
+class AttentionConfig(_Section):
+    """Who is facing you: the yaw ratio of fer_audio.headpose, with hysteresis and dwell."""
+
+    facing_ratio: float = Field(
+        0.27, gt=0, le=2, description="A face whose nose sits within this many eye distances of the eyes' middle faces you."
+    )
+    away_ratio: float = Field(
+        0.35, gt=0, le=2, description="A facing person has turned away once past this (hysteresis; >= facing_ratio)."
+    )
+    facing_dwell_s: float = Field(0.5, ge=0, le=10, description="Facing must hold this long before 'facing' is cued.")
+    away_dwell_s: float = Field(1.0, ge=0, le=10, description="Turned away this long before 'looked_away' is cued.")
+    cooldown_s: float = Field(
+        5.0, ge=0, le=600, description="The same attention event of the same person is not cued again within this."
+    )
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> AttentionConfig:
+        if self.away_ratio < self.facing_ratio:
+            raise ValueError("away_ratio must not be below facing_ratio")
+        return self
+
+
+class GestureConfig(_Section):
+    """Nods and head shakes (fer_audio.gestures), measured relative to the face's own size."""
+
+    enabled: bool = Field(True, description="Detect nods and head shakes.")
+    window_s: float = Field(2.0, gt=0, le=10, description="The movement must complete within this many seconds.")
+    shake_swing: float = Field(
+        0.2, gt=0, le=2, description="Least yaw-ratio change (eye distances) that counts as one turn of a shake."
+    )
+    shake_swings: int = Field(4, ge=2, le=20, description="Turns (left/right legs) that make a shake.")
+    nod_swing: float = Field(0.08, gt=0, le=2, description="Least vertical nose move (face widths) that is one leg of a nod.")
+    nod_swings: int = Field(3, ge=2, le=20, description="Legs (down/up) that make a nod.")
+    nod_pitch_correlation: float = Field(
+        0.7, ge=-1, le=1, description="A nod's up-down motion must correlate this well with the head's pitch (not the camera's)."
+    )
+    max_travel: float = Field(0.5, gt=0, le=10, description="A face moving more than this many widths sideways is not nodding.")
+    max_growth: float = Field(1.3, gt=1, le=10, description="A face whose size changes more than this factor is not nodding.")
+    cooldown_s: float = Field(2.0, ge=0, le=600, description="The same gesture of the same person is not cued again within this.")
+
+
 CueMode = Literal["earcon", "speech", "both", "silent"]
 
 
@@ -124,15 +165,16 @@ def _default_cues() -> dict[str, CueConfig]:
         "angry": "angry", "disgust": "disgusted", "fear": "afraid", "happy": "smiling",
         "sad": "sad", "surprise": "surprised", "neutral": "neutral",
         "face_appeared": "face", "face_lost": "face gone",
+        "facing": "facing you", "looked_away": "looked away", "nod": "nods", "shake": "shakes head",
     }
-    quiet = {"neutral", "face_appeared", "face_lost"}
+    quiet = {"neutral", "face_appeared", "face_lost", "looked_away"}
     return {
         k: CueConfig(mode="silent" if k in quiet else "earcon", earcon=SOUNDS_DIR / f"{k}.wav", text=v)
         for k, v in words.items()
     }
 
 
-CUE_KEYS: tuple[str, ...] = (*LABELS, "face_appeared", "face_lost")
+CUE_KEYS: tuple[str, ...] = (*LABELS, "face_appeared", "face_lost", "facing", "looked_away", "nod", "shake")
 
 
 class SpeechConfig(_Section):
@@ -151,7 +193,12 @@ class AudioConfig(_Section):
     max_delay_s: float = Field(0.5, gt=0, le=10, description="A cue later than this after its event is dropped.")
     min_interval_s: float = Field(1.5, ge=0, le=60, description="Least time between two cues, across all people.")
     verbosity: Literal["all", "changes-only", "main-face-only"] = Field(
-        "changes-only", description="all: every event; changes-only: expression changes; main-face-only: only the largest face."
+        "changes-only",
+        description="all: every event; changes-only: expression, facing and nod/shake changes, no face appeared/lost; "
+                    "main-face-only: those, only for the largest face.",
+    )
+    say_facing: bool = Field(
+        False, description="Spoken expression cues add 'at you' when the person is facing you ('smiling at you')."
     )
     pan_width: float = Field(0.8, ge=0, le=1, description="How far left/right a face at the frame edge is panned.")
     startup_sound: bool = Field(True, description="Play a short sound when the service is ready.")
@@ -168,6 +215,8 @@ class Config(_Section):
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     smoothing: SmoothingConfig = Field(default_factory=SmoothingConfig)
+    attention: AttentionConfig = Field(default_factory=AttentionConfig)
+    gestures: GestureConfig = Field(default_factory=GestureConfig)
     cues: dict[str, CueConfig] = Field(default_factory=_default_cues, description="Per expression/event cue.")
     speech: SpeechConfig = Field(default_factory=SpeechConfig)
     audio: AudioConfig = Field(default_factory=AudioConfig)

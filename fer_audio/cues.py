@@ -44,7 +44,7 @@ class CueError(FerAudioError, ValueError):
 class Cue:
     """One sound to play: what (earcon and/or words), how loud, where, and why."""
 
-    key: str            # cue key: an expression label, "face_appeared" or "face_lost"
+    key: str            # cue key: an expression label or an event kind ("face_appeared", "nod", ...)
     mode: str           # "earcon" | "speech" | "both"  (silent cues are never emitted)
     earcon: Path | None
     text: str           # spoken text ('' if none)
@@ -147,7 +147,7 @@ class CuePlanner:
         verbosity = self._audio.verbosity
         planned: list[tuple[float, int, int, Cue]] = []
         for i, ev in enumerate(events):
-            if verbosity != "all" and ev.kind != "expression":
+            if verbosity != "all" and ev.kind in ("face_appeared", "face_lost"):
                 continue
             if verbosity == "main-face-only" and ev.track != main:
                 continue
@@ -184,6 +184,8 @@ class CuePlanner:
                 log.warning("no cue mapping for %r; its events stay silent", key)
             return None
         pan = max(-1.0, min(1.0, ev.x)) * self._audio.pan_width  # a box may poke past the edge
+        if ev.kind == "expression" and ev.facing and self._audio.say_facing and cfg.text.strip():
+            cfg = cfg.model_copy(update={"text": f"{cfg.text} at you"})  # "smiling at you"
         return _make_cue(key, cfg, pan, ev.t, ev.track)
 
 

@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from fer_audio.config import AudioConfig, Config, CueConfig, SmoothingConfig
+from fer_audio.config import AttentionConfig, AudioConfig, Config, CueConfig, GestureConfig, SmoothingConfig
 from fer_audio.reader import Face, FaceReader
 from fer_audio.types import AudioStatus, Box, Event, FrameSource, Observation, SourceEvent, Track
 
@@ -92,6 +92,7 @@ class EventSmoother(Protocol):
     def step(self, t: float, observations: Sequence[Observation]) -> list[Event]: ...
     def reset(self) -> None: ...
     def reconfigure(self, cfg: SmoothingConfig) -> None: ...
+    def reconfigure_social(self, attention: AttentionConfig, gestures: GestureConfig) -> None: ...
 
 
 class Planner(Protocol):
@@ -161,6 +162,7 @@ def build_stages(cfg: Config, *, audio: Player | None = None, source: FrameSourc
     from fer_audio.detection import make_detector
     from fer_audio.emotion import load_model
     from fer_audio.smoothing import Smoother
+    from fer_audio.social import SocialSmoother
     from fer_audio.sources import open_source
     from fer_audio.tracking import Tracker
 
@@ -179,7 +181,8 @@ def build_stages(cfg: Config, *, audio: Player | None = None, source: FrameSourc
         raise
     return Stages(
         source=source, detector=detector, tracker=Tracker(cfg.tracker), model=model,
-        smoother=Smoother(cfg.smoothing, model.labels), planner=CuePlanner(cfg.cues, cfg.audio),
+        smoother=SocialSmoother(Smoother(cfg.smoothing, model.labels), cfg.attention, cfg.gestures),
+        planner=CuePlanner(cfg.cues, cfg.audio),
         presenter=CuePresenter(cfg.audio), audio=audio,
     )
 
@@ -229,6 +232,7 @@ class Pipeline:
                 old.close()
             if cfg.smoothing != self.cfg.smoothing:
                 self.s.smoother.reconfigure(cfg.smoothing)  # keeps each person's state
+            self.s.smoother.reconfigure_social(cfg.attention, cfg.gestures)
             self.s.planner.reconfigure(cfg.cues, cfg.audio)
             self.s.presenter.reconfigure(cfg.audio)
             self.cfg = cfg
@@ -293,9 +297,10 @@ class Pipeline:
             self.stats.analysed += 1
             self._recent.append(self.clock())
             # The public reader, over this run's stages as they are now (a test may swap one).
-            self._faces = FaceReader(self.s.detector, self.s.tracker, self.s.model).read(image)
+            self._faces = FaceReader(self.s.detector, self.s.tracker, self.s.model,
+                                     self.cfg.attention.facing_ratio).read(image)
             self.stats.faces += len(self._faces)
-            obs = [Observation(f.track, f.probs, f.x, f.size) for f in self._faces]
+            obs = [Observation(f.track, f.probs, f.x, f.size, f.head) for f in self._faces]
             events: list[Event] = self.s.smoother.step(t, obs)
             for e in events:
                 self.stats.events += 1

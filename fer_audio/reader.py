@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fer_audio.config import Config
-from fer_audio.types import Box, Frame, FrameSource
+from fer_audio.config import AttentionConfig, Config
+from fer_audio.headpose import head_of
+from fer_audio.types import Box, Frame, FrameSource, Head
 
 if TYPE_CHECKING:
     from fer_audio.pipeline import Detector, ExpressionModel, FaceTracker
@@ -31,7 +32,8 @@ class Face:
     """One person in one frame: where (box, and ``x`` in -1..1 left to right), who, and how they look.
 
     ``track`` stays the same for a person from frame to frame; ``probs`` is in
-    ``labels`` order and sums to 1.
+    ``labels`` order and sums to 1; ``head`` is the pose from the detector's
+    landmarks (yaw, facing you), None when the detector gives none.
     """
 
     track: int
@@ -40,6 +42,7 @@ class Face:
     size: float
     probs: np.ndarray
     labels: tuple[str, ...]
+    head: Head | None = None
 
     @property
     def label(self) -> str:
@@ -62,10 +65,12 @@ class FaceFrame:
 class FaceReader:
     """Detector, tracker and model for one frame at a time; the tracker keeps who is who between frames."""
 
-    def __init__(self, detector: Detector, tracker: FaceTracker, model: ExpressionModel) -> None:
+    def __init__(self, detector: Detector, tracker: FaceTracker, model: ExpressionModel,
+                 facing_ratio: float = AttentionConfig().facing_ratio) -> None:
         self.detector = detector
         self.tracker = tracker
         self.model = model
+        self.facing_ratio = facing_ratio
 
     @classmethod
     def from_config(cls, cfg: Config | None = None) -> FaceReader:
@@ -75,7 +80,8 @@ class FaceReader:
         from fer_audio.tracking import Tracker
 
         cfg = cfg or Config()
-        return cls(make_detector(cfg.detector), Tracker(cfg.tracker), load_model(cfg.model))
+        return cls(make_detector(cfg.detector), Tracker(cfg.tracker), load_model(cfg.model),
+                   cfg.attention.facing_ratio)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -88,7 +94,8 @@ class FaceReader:
         seen = [tr for tr in tracks if tr.missed == 0]
         probs = self.model.predict(image, [tr.box for tr in seen])
         labels = self.labels
-        return [Face(tr.id, tr.box, tr.x, tr.size, p, labels) for tr, p in zip(seen, probs, strict=True)]
+        return [Face(tr.id, tr.box, tr.x, tr.size, p, labels, head_of(tr.box, self.facing_ratio))
+                for tr, p in zip(seen, probs, strict=True)]
 
     def reset(self) -> None:
         """Forget who was who (after a pause, say): the next faces get new track numbers."""

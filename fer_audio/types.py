@@ -12,7 +12,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-EventKind = Literal["expression", "face_appeared", "face_lost"]
+EventKind = Literal["expression", "face_appeared", "face_lost", "facing", "looked_away", "nod", "shake"]
 SourceEventKind = Literal["opened", "end", "lost", "restored", "error"]
 
 
@@ -71,12 +71,33 @@ class Box:
 
 
 @dataclass(frozen=True)
+class Head:
+    """One frame's head pose of one face, from its landmarks (see fer_audio.headpose).
+
+    ``yaw_ratio`` is the nose's offset from the eyes' midpoint over the eye distance,
+    positive when the face points toward the image's left; ``yaw_deg`` an angle made from
+    it (saturates past ~60 deg); ``facing`` this frame's answer, before any dwell.
+    ``pitch_ratio`` is where the nose sits between the eye line (0) and the mouth line (1),
+    which moves when the head pitches and not when the camera does. ``nose`` (frame
+    pixels), ``width`` (the box's) and ``pitch_ratio`` feed the nod/shake detector.
+    """
+
+    yaw_ratio: float
+    yaw_deg: float
+    facing: bool
+    nose: Point
+    width: float
+    pitch_ratio: float
+
+
+@dataclass(frozen=True)
 class Track:
     """A person followed across frames.
 
     ``x`` is the horizontal centre in [-1, 1] (left edge -1), for panning;
     ``size`` is box height over frame height, for choosing the main face;
-    ``missed`` counts frames since the last detection (0: seen this frame).
+    ``missed`` counts frames since the last detection (0: seen this frame);
+    ``head`` is this frame's pose, None without landmarks or when unseen this frame.
     """
 
     id: int
@@ -84,6 +105,7 @@ class Track:
     x: float
     size: float
     missed: int = 0
+    head: Head | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +116,7 @@ class Observation:
     probs: np.ndarray  # float, shape (n_labels,), in the model card's label order
     x: float
     size: float
+    head: Head | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +125,8 @@ class Event:
 
     ``t`` is seconds on the source's clock (from its start for files).
     ``label`` is an expression label for 'expression' events, else None.
+    ``yaw`` (degrees, latest frame) and ``facing`` (the person's settled attention state)
+    are None when the detector gives no landmarks or nothing is settled yet.
     """
 
     t: float
@@ -111,6 +136,8 @@ class Event:
     confidence: float
     x: float
     size: float
+    yaw: float | None = None
+    facing: bool | None = None
 
     @property
     def what(self) -> str:
@@ -123,6 +150,7 @@ class Event:
         return {
             "t": round(self.t, 3), "track": self.track, "kind": self.kind, "label": self.label,
             "confidence": round(self.confidence, 4), "x": round(self.x, 4), "size": round(self.size, 4),
+            "yaw": None if self.yaw is None else round(self.yaw, 1), "facing": self.facing,
         }
 
 

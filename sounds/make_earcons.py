@@ -183,6 +183,35 @@ def face_lost() -> np.ndarray:
     return voice(glide(hz(67), hz(60), 0.16), 0.16, SINE, 0.01, 0.07)
 
 
+CHIME: Partials = [(1, 1.0, 9), (2.0, 0.18, 16), (3.01, 0.06, 24)]  # soft struck sine
+
+
+def facing() -> np.ndarray:
+    # Soft struck chime, a rising fourth E6-A6, gentle attack: 'someone turned to you'.
+    return place([(0.0, voice(hz(88), 0.14, CHIME, 0.008, 0.04)),
+                  (0.09, voice(hz(93), 0.19, CHIME, 0.008, 0.08))], 0.28)
+
+
+def looked_away() -> np.ndarray:
+    # The same chime falling a fourth, an octave lower: 'they turned away'.
+    return place([(0.0, voice(hz(81), 0.14, CHIME, 0.008, 0.04)),
+                  (0.09, voice(hz(76), 0.19, CHIME, 0.008, 0.08))], 0.28)
+
+
+def nod() -> np.ndarray:
+    # Two hollow taps, low then lower-and-back: a 'yes' bob, down-up in pitch (G3 dip to D3 and back).
+    f = np.concatenate([glide(hz(55), hz(50), 0.09), glide(hz(50), hz(55), 0.11)])
+    return voice(f, 0.20, HOLLOW, 0.004, 0.04, tremolo=(10.0, 0.7))
+
+
+def shake() -> np.ndarray:
+    # A sine wobbling quickly side to side (three swings of +-3 semitones round A4): 'no'.
+    n = int(0.26 * RATE)
+    t = np.arange(n) / RATE
+    f = hz(69) * 2 ** (3 / 12 * np.sin(2 * np.pi * 7.5 * t))
+    return voice(f, 0.26, [(1, 1.0, 2), (2, 0.3, 3), (3, 0.1, 4)], 0.01, 0.05)
+
+
 def startup() -> np.ndarray:
     # C major chord swelling in on an organ: 'ready'.
     chord = sum(voice(hz(m), 0.30, ORGAN, 0.06, 0.12) for m in (60, 64, 67, 72))
@@ -242,6 +271,18 @@ SPECS: tuple[Spec, ...] = (
     Spec("face_lost", "the face left the view",
          "pure sine glide down a fifth, an octave lower (G4 to C4)",
          face_lost),
+    Spec("facing", "the person turned to face you",
+         "soft struck chime rising a fourth, E6 then A6",
+         facing),
+    Spec("looked_away", "the person turned away from you",
+         "the same chime falling a fourth, an octave lower (A5 then E5)",
+         looked_away),
+    Spec("nod", "the person nodded",
+         "low hollow tone dipping and coming back (G3 to D3 to G3), pulsed: a 'yes' bob",
+         nod),
+    Spec("shake", "the person shook their head",
+         "a tone wobbling quickly side to side, three swings round A4: a 'no'",
+         shake),
     Spec("startup", "fer-audio is running",
          "C major chord swelling in on an organ",
          startup),
