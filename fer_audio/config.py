@@ -136,8 +136,15 @@ class AudioConfig(_Section):
     wav_path: Path | None = Field(None, description="File written when output is 'wav'.")
     sample_rate: int = Field(48000, ge=8000, le=192000, description="Output sample rate.")
     master_db: float = Field(-12.0, ge=-60, le=0, description="Master volume in dB (quiet: the user is in a conversation).")
-    max_delay_s: float = Field(0.5, gt=0, le=10, description="A cue later than this after its event is dropped.")
+    max_delay_s: float = Field(
+        0.5, gt=0, le=10,
+        description="A cue that cannot be re-checked (no scene: tools, replays) is dropped when later than this.",
+    )
     min_interval_s: float = Field(1.5, ge=0, le=60, description="Least time between two cues, across all people.")
+    max_pending_s: float = Field(
+        6.0, gt=0, le=60,
+        description="A cue that meets the rate limit waits, while still true, at most this long for its slot.",
+    )
     verbosity: Literal["all", "changes-only", "main-face-only"] = Field(
         "changes-only", description="all: every event; changes-only: expression changes; main-face-only: only the largest face."
     )

@@ -243,7 +243,9 @@ class Pipeline:
                 if self.events_out is not None:
                     self.events_out.write(e)
             now = t if received is None else t + (self.clock() - received)
-            for cue in self.s.presenter.present(self.s.planner.plan(events), now):
+            # The scene lets a cue that met the rate limit wait while it is still true (issue 13).
+            scene = self.s.smoother.holding()
+            for cue in self.s.presenter.present(self.s.planner.plan(events), now, scene):
                 try:
                     self.s.audio.play(cue, now)
                 except Exception:

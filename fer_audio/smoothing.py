@@ -158,6 +158,14 @@ class Smoother:
     def tracks(self) -> list[int]:
         return sorted(self._tracks)
 
+    def holding(self) -> dict[int, str | None]:
+        """Every track still held, mapped to its current expression (None: none settled).
+
+        The cue presenter checks waiting cues against this (fer_audio.cues.still_true).
+        """
+        name = self._labels
+        return {tid: None if st.current is None else name[st.current] for tid, st in self._tracks.items()}
+
     def state(self, track: int) -> TrackState | None:
         st = self._tracks.get(track)
         if st is None:
