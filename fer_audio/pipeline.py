@@ -186,6 +186,30 @@ class Pipeline:
             "cues": self.stats.cues_played,
         }
 
+    def describe(self, speak: bool = True) -> str:
+        """Who is there now, from the smoother's state, read left to right; spoken too (issue 13).
+
+        While paused nothing is analysed, so the line says it describes the
+        moment of the pause rather than pretending to know the present.
+        """
+        from fer_audio.describe import describe_people
+
+        with self._lock:
+            smoother = self.s.smoother
+            people = [st for st in (smoother.state(tid) for tid in smoother.tracks()) if st is not None]
+            words = {key: cue.text for key, cue in self.cfg.cues.items()}
+            paused = self.paused
+            t = self._now(None)
+        text = describe_people(people, words)
+        if paused:
+            text = f"paused; before the pause, {text}"
+        if speak:
+            try:
+                self.s.audio.say(text, t)
+            except Exception:  # audio never takes the caller down
+                log.exception("could not speak the description")
+        return text
+
     # -- the loop ----------------------------------------------------------------
 
     def warn(self, key: str, message: str, t: float | None = None) -> None:
