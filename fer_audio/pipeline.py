@@ -117,7 +117,8 @@ def build_stages(cfg: Config, *, audio: Any | None = None, source: Any | None = 
         raise
     return Stages(
         source=source, detector=detector, tracker=Tracker(cfg.tracker), model=model,
-        smoother=Smoother(cfg.smoothing, model.labels), planner=CuePlanner(cfg.cues, cfg.audio),
+        smoother=Smoother(cfg.smoothing, model.labels, getattr(model.card, "enter_thresholds", None)),
+        planner=CuePlanner(cfg.cues, cfg.audio),
         presenter=CuePresenter(cfg.audio), audio=audio,
     )
 

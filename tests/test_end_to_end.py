@@ -81,12 +81,13 @@ def _expected(stages: object, cfg: Config, seg: dict) -> tuple[str, float]:
 
 def test_every_face_segment_gives_one_correct_cue_and_nothing_is_invented(demo_run: tuple) -> None:
     cfg, events, stages = demo_run
-    enter = cfg.smoothing.enter_threshold
+    thresholds = stages.smoother.enter_thresholds()  # per expression: the card's, unless the config says
     expressions = [e for e in events if e.kind == "expression"]
     claimed: set[int] = set()
     cued = 0
     for seg in _segments():
         label, p = _expected(stages, cfg, seg)
+        enter = thresholds[label]
         mine = [i for i, e in enumerate(expressions)
                 if seg["start"] <= e.t <= seg["end"] and abs(e.x - seg["x"]) < X_TOL]
         claimed.update(mine)
