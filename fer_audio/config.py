@@ -50,6 +50,11 @@ class DetectorConfig(_Section):
     nms_threshold: float = Field(0.3, gt=0, lt=1, description="Overlap above which duplicate boxes are merged.")
     min_face_px: int = Field(24, ge=8, le=1000, description="Faces smaller than this (original pixels) are ignored.")
     max_faces: int = Field(8, ge=1, le=64, description="At most this many faces, largest first, are analysed per frame.")
+    detect_every: int = Field(
+        1, ge=1, le=30,
+        description="YuNet looks at the whole frame every n-th frame and only around known faces in between "
+                    "(1: whole frame always).",
+    )
 
 
 class TrackerConfig(_Section):

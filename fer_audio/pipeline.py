@@ -106,7 +106,9 @@ def build_stages(cfg: Config, *, audio: Any | None = None, source: Any | None = 
     if source is None:
         source = open_source(cfg.source)
     try:
-        detector = make_detector(cfg.detector)
+        from fer_audio.follow import make_following
+
+        detector = make_following(make_detector(cfg.detector), cfg.detector)
         model = load_model(cfg.model)
         if audio is None:
             from fer_audio.audio import AudioOut
@@ -152,6 +154,9 @@ class Pipeline:
             self._paused.clear()
             self.s.smoother.reset()
             self.s.tracker.reset()
+            reset = getattr(self.s.detector, "reset", None)  # a following detector forgets its faces
+            if callable(reset):
+                reset()
             self.s.planner.reset()
             self.s.presenter.reset()
             self._play_system("resumed", t)
