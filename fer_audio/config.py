@@ -88,7 +88,7 @@ class SmoothingConfig(_Section):
         default_factory=dict,
         description="Per-expression enter thresholds, e.g. { sad = 0.5 }; these win over the model card's.",
     )
-    min_dwell_s: float = Field(0.2, ge=0, le=10, description="A candidate expression must hold this long before it counts.")
+    min_dwell_s: float = Field(0.1, ge=0, le=10, description="A candidate expression must hold this long before it counts.")
     cooldown_s: float = Field(
         5.0, ge=0, le=600, description="The same expression of the same person is not cued again within this."
     )

@@ -31,7 +31,7 @@ from fer_audio.resources import DEMO_CLIP, DEMO_TIMELINE
 X_TOL = 0.1
 # - onset: an expression needs the smoothed probability to cross the enter
 #   threshold (a few half-lives, 0.25 s each) and then hold for min_dwell_s
-#   (0.2 s by default); when the face in a slot changes, the old expression must first
+#   (0.1 s by default); when the face in a slot changes, the old expression must first
 #   decay below the exit threshold. 1.6 s covers that with frame quantisation.
 ONSET_MAX_S = 1.6
 # - confidence band: a face whose own probability is within 0.05 of the enter
