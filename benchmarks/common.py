@@ -56,6 +56,10 @@ def bench_config(uri: Path | str, *, max_fps: float = 15.0, output: str = "silen
     audio = cfg.audio.model_copy(update={"output": output, "wav_path": wav_path, "startup_sound": False})
     src = cfg.source.model_copy(update={"uri": str(uri), "max_fps": max_fps, "realtime": False, "loop": loop})
     update: dict[str, Any] = {"source": src, "audio": audio}
+    # BENCH_DETECT_EVERY=3 runs any benchmark with the following detector (detector.detect_every).
+    every = os.environ.get("BENCH_DETECT_EVERY", "")
+    if every:
+        update["detector"] = cfg.detector.model_copy(update={"detect_every": int(every)})
     if smoothing:
         update["smoothing"] = cfg.smoothing.model_copy(update=smoothing)
     out = cfg.model_copy(update=update)

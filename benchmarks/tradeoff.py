@@ -19,7 +19,7 @@ import argparse
 import itertools
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,24 +36,32 @@ DWELLS = (0.1, 0.2, 0.4)
 ENTERS = (0.45, 0.55)
 
 
-def replay(frames: Sequence[tuple[float, Sequence[Observation]]], labels: Sequence[str], cfg: Config) -> list[Heard]:
-    """The cues the real smoother, planner and presenter give for recorded observations."""
+def replay(frames: Sequence[tuple[float, Sequence[Observation]]], labels: Sequence[str], cfg: Config,
+           card_thresholds: Mapping[str, float] | None = None, pending: bool = True) -> list[Heard]:
+    """The cues the real smoother, planner and presenter give for recorded observations.
+
+    ``card_thresholds``: the model card's per-expression enter thresholds (as
+    the service uses them); ``pending``: hand the presenter the scene, as the
+    pipeline does, so a rate-limited cue waits while true (False: the old
+    presenter, which dropped it).
+    """
     from fer_audio.cues import CuePlanner, CuePresenter
     from fer_audio.smoothing import Smoother
 
-    sm = Smoother(cfg.smoothing, labels)
+    sm = Smoother(cfg.smoothing, labels, card_thresholds)
     planner = CuePlanner(cfg.cues, cfg.audio)
     presenter = CuePresenter(cfg.audio)
     heard = []
     for t, obs in frames:
-        for cue in presenter.present(planner.plan(sm.step(t, obs)), t):
+        events = sm.step(t, obs)
+        for cue in presenter.present(planner.plan(events), t, sm.holding() if pending else None):
             heard.append(Heard(t, cue.key, cue.pan / cfg.audio.pan_width, cue.track))
     return heard
 
 
-def grid(default: SmoothingConfig) -> list[dict[str, float]]:
+def grid(default: SmoothingConfig, enters: Sequence[float] = ENTERS) -> list[dict[str, float]]:
     out = []
-    for hl, dwell, enter in itertools.product(HALF_LIVES, DWELLS, ENTERS):
+    for hl, dwell, enter in itertools.product(HALF_LIVES, DWELLS, enters):
         exit_ = min(default.exit_threshold, enter - 0.1)
         out.append({"half_life_s": hl, "min_dwell_s": dwell, "enter_threshold": enter, "exit_threshold": exit_})
     d = {"half_life_s": default.half_life_s, "min_dwell_s": default.min_dwell_s,
@@ -68,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fps", type=float, default=15.0)
     ap.add_argument("--seconds", type=float, default=0.0, help="only the first seconds of each clip (0: all)")
     ap.add_argument("--name", default="tradeoff")
+    ap.add_argument("--no-card-thresholds", action="store_true",
+                    help="one enter threshold for all (the grid's), not the model card's per expression")
     args = ap.parse_args(argv)
     run = Run(args.name)
     print(run.note())
@@ -80,17 +90,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"recorded {name}: {r.stats.analysed} frames")
 
     base = Config()
+    from fer_audio.emotion import load_card
+
+    card = None if args.no_card_thresholds else load_card(base.model.card).enter_thresholds or None
+    if card:
+        print("enter thresholds from the model card: " + ", ".join(f"{k} {v:.2f}" for k, v in card.items()))
     rows = []
     results = []
-    for setting in grid(base.smoothing):
+    # With the card's thresholds the grid's enter column only applies to labels the card leaves out.
+    for setting in grid(base.smoothing, ENTERS if card is None else (base.smoothing.enter_threshold,)):
         cfg = base.model_copy(update={"smoothing": base.smoothing.model_copy(update=setting)})
-        lat = score(replay(recorded["latency"].frames, recorded["latency"].labels, cfg), timeline("latency"),
+        lat = score(replay(recorded["latency"].frames, recorded["latency"].labels, cfg, card), timeline("latency"),
                     until=until)
         lats = [x["latency_s"] for x in lat.latencies]
         unwanted = missed = expected = 0
         minutes = 0.0
         for name in STEADY:
-            sc = score(replay(recorded[name].frames, recorded[name].labels, cfg), timeline(name), until=until)
+            sc = score(replay(recorded[name].frames, recorded[name].labels, cfg, card), timeline(name), until=until)
             unwanted += sc.unwanted
             missed += sc.missed
             expected += sc.expected

@@ -288,11 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
     ana.set_defaults(func=cmd_analyze)
 
     ctl = sub.add_parser(
-        "ctl", help="control the running service: pause, resume, status, reload, stop",
+        "ctl", help="control the running service: pause, resume, status, describe, reload, stop",
         description="Send one command to the running service over its user-only socket "
                     "($XDG_RUNTIME_DIR/fer-audio/control.sock). Exit status: 0 done; "
                     "1 the service is not running or does not answer; 2 it refused the command.")
-    ctl.add_argument("action", choices=("pause", "resume", "status", "reload", "stop"))
+    ctl.add_argument("action", choices=("pause", "resume", "status", "describe", "reload", "stop"))
     ctl.add_argument("--json", action="store_true", help="status: print the raw JSON object")
     ctl.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a reply (default 10)")
     ctl.set_defaults(func=cmd_ctl)

@@ -51,6 +51,11 @@ class DetectorConfig(_Section):
     nms_threshold: float = Field(0.3, gt=0, lt=1, description="Overlap above which duplicate boxes are merged.")
     min_face_px: int = Field(24, ge=8, le=1000, description="Faces smaller than this (original pixels) are ignored.")
     max_faces: int = Field(8, ge=1, le=64, description="At most this many faces, largest first, are analysed per frame.")
+    detect_every: int = Field(
+        1, ge=1, le=30,
+        description="YuNet looks at the whole frame every n-th frame and only around known faces in between "
+                    "(1: whole frame always).",
+    )
 
 
 class TrackerConfig(_Section):
@@ -69,14 +74,37 @@ class ModelConfig(_Section):
 
 class SmoothingConfig(_Section):
     half_life_s: float = Field(0.25, gt=0, le=10, description="Half-life of the exponential smoothing of probabilities.")
-    enter_threshold: float = Field(0.55, gt=0, lt=1, description="Smoothed probability needed to enter an expression.")
-    exit_threshold: float = Field(0.40, gt=0, lt=1, description="Below this the current expression is left (hysteresis).")
-    min_dwell_s: float = Field(0.2, ge=0, le=10, description="A candidate expression must hold this long before it counts.")
+    enter_threshold: float = Field(
+        0.55, gt=0, lt=1,
+        description="Smoothed probability needed to enter an expression that has no threshold of its own.",
+    )
+    exit_threshold: float = Field(
+        0.40, gt=0, lt=1,
+        description="Below this the current expression is left (hysteresis); scaled down with a lower enter threshold.",
+    )
+    card_thresholds: bool = Field(
+        True, description="Use the model card's per-expression enter thresholds (chosen for a stated precision).",
+    )
+    enter_thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-expression enter thresholds, e.g. { sad = 0.5 }; these win over the model card's.",
+    )
+    min_dwell_s: float = Field(0.1, ge=0, le=10, description="A candidate expression must hold this long before it counts.")
     cooldown_s: float = Field(
         5.0, ge=0, le=600, description="The same expression of the same person is not cued again within this."
     )
     appear_after_s: float = Field(0.3, ge=0, le=10, description="A face must be seen this long before it is announced.")
     lost_after_s: float = Field(1.0, gt=0, le=60, description="A face unseen this long is reported lost.")
+
+    @field_validator("enter_thresholds")
+    @classmethod
+    def _known_labels(cls, value: dict[str, float]) -> dict[str, float]:
+        for label, v in value.items():
+            if label not in LABELS:
+                raise ValueError(f"unknown expression {label!r}; expected one of {', '.join(LABELS)}")
+            if not 0 < v < 1:
+                raise ValueError(f"{label}: {v!r} is not a probability between 0 and 1")
+        return value
 
     @model_validator(mode="after")
     def _hysteresis(self) -> SmoothingConfig:
@@ -190,8 +218,15 @@ class AudioConfig(_Section):
     wav_path: Path | None = Field(None, description="File written when output is 'wav'.")
     sample_rate: int = Field(48000, ge=8000, le=192000, description="Output sample rate.")
     master_db: float = Field(-12.0, ge=-60, le=0, description="Master volume in dB (quiet: the user is in a conversation).")
-    max_delay_s: float = Field(0.5, gt=0, le=10, description="A cue later than this after its event is dropped.")
+    max_delay_s: float = Field(
+        0.5, gt=0, le=10,
+        description="A cue that cannot be re-checked (no scene: tools, replays) is dropped when later than this.",
+    )
     min_interval_s: float = Field(1.5, ge=0, le=60, description="Least time between two cues, across all people.")
+    max_pending_s: float = Field(
+        6.0, gt=0, le=60,
+        description="A cue that meets the rate limit waits, while still true, at most this long for its slot.",
+    )
     verbosity: Literal["all", "changes-only", "main-face-only"] = Field(
         "changes-only",
         description="all: every event; changes-only: expression, facing and nod/shake changes, no face appeared/lost; "
@@ -357,6 +392,8 @@ def _toml_value(v: Any) -> str:
         return '"' + _display_path(v) + '"'
     if v is None:
         return '""'
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }" if v else "{}"
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

@@ -37,7 +37,7 @@ from fer_audio.errors import FerAudioError
 
 log = logging.getLogger(__name__)
 
-COMMANDS: tuple[str, ...] = ("pause", "resume", "status", "reload", "stop")
+COMMANDS: tuple[str, ...] = ("pause", "resume", "status", "describe", "reload", "stop")
 SOCKET_NAME = "control.sock"
 LOCK_NAME = "fer-audio.lock"
 # A command is a word; anything longer is garbage or an attack, not a command.

@@ -415,6 +415,8 @@ class Daemon:
             pipe.resume()
             log.info("resumed (control socket)")
             return "ok: resumed"
+        if command == "describe":
+            return "ok: " + pipe.describe()
         if command == "stop":
             log.info("stopping (control socket)")
             self.stop("stopped by the control socket")
@@ -508,5 +510,5 @@ def install_service(config: Path | None = None, dry_run: bool = False,
     out("  systemctl --user daemon-reload")
     out(f"  systemctl --user enable --now {UNIT_NAME}")
     out(f"logs: journalctl --user -u {UNIT_NAME} -f")
-    out("control: fer-audio ctl status (pause, resume, reload, stop)")
+    out("control: fer-audio ctl status (pause, resume, describe, reload, stop)")
     return path

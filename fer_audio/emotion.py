@@ -38,6 +38,8 @@ class ModelCard:
     temperature: float = 1.0
     crop_margin: float = 0.1
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    # Per-label enter thresholds chosen for this model (training.thresholds); empty: none.
+    enter_thresholds: dict[str, float] = field(default_factory=dict)
 
     def file(self, kind: str) -> Path:
         entry = self.files.get(kind)
@@ -76,7 +78,25 @@ def load_card(path: str | Path) -> ModelCard:
         raise ModelError(f"{p}: temperature {temperature} outside 0.05..20")
     if not -0.3 <= margin <= 1:
         raise ModelError(f"{p}: crop_margin {margin} outside -0.3..1")
-    return ModelCard(p, tuple(labels), files, temperature, margin, raw)
+    return ModelCard(p, tuple(labels), files, temperature, margin, raw, _card_thresholds(p, raw, labels))
+
+
+def _card_thresholds(p: Path, raw: dict[str, Any], labels: list[str]) -> dict[str, float]:
+    """``thresholds.enter`` of the card: label -> probability in (0, 1); absent is fine."""
+    section = raw.get("thresholds")
+    if section is None:
+        return {}
+    enter = section.get("enter") if isinstance(section, dict) else None
+    if not isinstance(enter, dict):
+        raise ModelError(f"{p}: 'thresholds.enter' must map expression labels to probabilities")
+    out: dict[str, float] = {}
+    for label, value in enter.items():
+        if label not in labels:
+            raise ModelError(f"{p}: thresholds.enter.{label}: not one of the card's labels")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+            raise ModelError(f"{p}: thresholds.enter.{label}: {value!r} is not a probability in (0, 1)")
+        out[label] = float(value)
+    return out
 
 
 def sha256_of(path: Path) -> str:

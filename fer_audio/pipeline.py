@@ -25,7 +25,8 @@ from fer_audio.reader import Face, FaceReader
 from fer_audio.types import AudioStatus, Box, Event, FrameSource, Observation, SourceEvent, Track
 
 if TYPE_CHECKING:
-    from fer_audio.cues import Cue
+    from fer_audio.cues import Cue, Scene
+    from fer_audio.smoothing import TrackState
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,10 @@ class EventSmoother(Protocol):
     def reset(self) -> None: ...
     def reconfigure(self, cfg: SmoothingConfig) -> None: ...
     def reconfigure_social(self, attention: AttentionConfig, gestures: GestureConfig) -> None: ...
+    def tracks(self) -> list[int]: ...
+    def state(self, track: int) -> TrackState | None: ...
+    def holding(self) -> dict[int, str | None]: ...
+    def facing(self, track: int) -> bool | None: ...
 
 
 class Planner(Protocol):
@@ -106,7 +111,7 @@ class Planner(Protocol):
 class Presenter(Protocol):
     """Which cues are heard now (fer_audio.cues.CuePresenter)."""
 
-    def present(self, cues: Sequence[Cue], now: float) -> list[Cue]: ...
+    def present(self, cues: Sequence[Cue], now: float, scene: Scene | None = None) -> list[Cue]: ...
     def reset(self) -> None: ...
     def reconfigure(self, audio: AudioConfig) -> None: ...
 
@@ -170,7 +175,9 @@ def build_stages(cfg: Config, *, audio: Player | None = None, source: FrameSourc
     if source is None:
         source = open_source(cfg.source)
     try:
-        detector = make_detector(cfg.detector)
+        from fer_audio.follow import make_following
+
+        detector = make_following(make_detector(cfg.detector), cfg.detector)
         model = load_model(cfg.model)
         if audio is None:
             from fer_audio.audio import AudioOut
@@ -181,7 +188,8 @@ def build_stages(cfg: Config, *, audio: Player | None = None, source: FrameSourc
         raise
     return Stages(
         source=source, detector=detector, tracker=Tracker(cfg.tracker), model=model,
-        smoother=SocialSmoother(Smoother(cfg.smoothing, model.labels), cfg.attention, cfg.gestures),
+        smoother=SocialSmoother(Smoother(cfg.smoothing, model.labels, model.card.enter_thresholds),
+                                cfg.attention, cfg.gestures),
         planner=CuePlanner(cfg.cues, cfg.audio),
         presenter=CuePresenter(cfg.audio), audio=audio,
     )
@@ -216,6 +224,9 @@ class Pipeline:
             self._paused.clear()
             self.s.smoother.reset()
             self.s.tracker.reset()
+            reset = getattr(self.s.detector, "reset", None)  # a following detector forgets its faces
+            if callable(reset):
+                reset()
             self.s.planner.reset()
             self.s.presenter.reset()
             self._play_system("resumed", t)
@@ -251,6 +262,31 @@ class Pipeline:
             "frames": self.stats.frames,
             "cues": self.stats.cues_played,
         }
+
+    def describe(self, speak: bool = True) -> str:
+        """Who is there now, from the smoother's state, read left to right; spoken too (issue 13).
+
+        While paused nothing is analysed, so the line says it describes the
+        moment of the pause rather than pretending to know the present.
+        """
+        from fer_audio.describe import describe_people
+
+        with self._lock:
+            smoother = self.s.smoother
+            people = [st for st in (smoother.state(tid) for tid in smoother.tracks()) if st is not None]
+            words = {key: cue.text for key, cue in self.cfg.cues.items()}
+            facing = {st.track: smoother.facing(st.track) for st in people}
+            paused = self.paused
+            t = self._now(None)
+        text = describe_people(people, words, facing)
+        if paused:
+            text = f"paused; before the pause, {text}"
+        if speak:
+            try:
+                self.s.audio.say(text, t)
+            except Exception:  # audio never takes the caller down
+                log.exception("could not speak the description")
+        return text
 
     # -- the loop ----------------------------------------------------------------
 
@@ -307,7 +343,9 @@ class Pipeline:
                 if self.events_out is not None:
                     self.events_out.write(e)
             now = t if received is None else t + (self.clock() - received)
-            for cue in self.s.presenter.present(self.s.planner.plan(events), now):
+            # The scene lets a cue that met the rate limit wait while it is still true (issue 13).
+            scene = self.s.smoother.holding()
+            for cue in self.s.presenter.present(self.s.planner.plan(events), now, scene):
                 try:
                     self.s.audio.play(cue, now)
                 except Exception:

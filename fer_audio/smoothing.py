@@ -10,13 +10,13 @@ Per track:
   gives the same smoothed curve as one that does not. The first observation
   of a track initialises the average.
 * Expression states: *none* or *current = L*. Beside it runs at most one
-  *candidate*: the smoothed argmax once it reaches ``enter_threshold`` (and
-  is not already current). The candidate survives while it stays the argmax
-  and at least ``exit_threshold``; after ``min_dwell_s`` it becomes current
+  *candidate*: the smoothed argmax once it reaches its enter threshold (per
+  label: see :func:`resolve_thresholds`; and is not already current). The
+  candidate survives while it stays the argmax and at least its exit threshold; after ``min_dwell_s`` it becomes current
   and an ``expression`` event is emitted, unless the same label of the same
   track was cued less than ``cooldown_s`` earlier (then only the state
   changes). The current expression is left, silently, when it falls below
-  ``exit_threshold`` (hysteresis) or when another candidate matures.
+  its exit threshold (hysteresis) or when another candidate matures.
 * Presence: ``face_appeared`` once a track has been seen for
   ``appear_after_s``; ``face_lost`` when an announced track has been unseen
   for ``lost_after_s``. A track that was never announced vanishes silently.
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,10 +93,26 @@ def _elapsed(now: float, since: float, span: float) -> bool:
     return now - since >= span - TIME_EPS
 
 
+def resolve_thresholds(cfg: SmoothingConfig, labels: Sequence[str],
+                       card: Mapping[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-label (enter, exit) thresholds, in label order.
+
+    Enter: the config's own per-expression value, else the model card's
+    (unless ``card_thresholds`` is off), else ``enter_threshold``. Exit keeps
+    the configured hysteresis in proportion: a label entered at a lower
+    probability is left at a proportionally lower one, never above ``exit_threshold``.
+    """
+    card = card if cfg.card_thresholds and card else {}
+    enter = np.array([cfg.enter_thresholds.get(lb, card.get(lb, cfg.enter_threshold)) for lb in labels])
+    exit_ = cfg.exit_threshold * np.minimum(1.0, enter / cfg.enter_threshold)
+    return enter, exit_
+
+
 class Smoother:
     """Per-track smoothing and expression/presence state machine."""
 
-    def __init__(self, cfg: SmoothingConfig, labels: Sequence[str]) -> None:
+    def __init__(self, cfg: SmoothingConfig, labels: Sequence[str],
+                 card_thresholds: Mapping[str, float] | None = None) -> None:
         if isinstance(labels, str) or len(labels) == 0:
             raise ValueError("smoother labels: expected a non-empty sequence of label names")
         dupes = sorted(lb for lb, k in Counter(labels).items() if k > 1)
@@ -104,6 +120,8 @@ class Smoother:
             raise ValueError(f"smoother labels: {dupes[0]!r} appears more than once")
         self._cfg = cfg
         self._labels: tuple[str, ...] = tuple(labels)
+        self._card = dict(card_thresholds or {})
+        self._enter, self._exit = resolve_thresholds(cfg, self._labels, self._card)
         self._tracks: dict[int, _Track] = {}
         self._now: float | None = None
 
@@ -118,6 +136,11 @@ class Smoother:
     def reconfigure(self, cfg: SmoothingConfig) -> None:
         """Take new thresholds (config reload) while keeping every track's state."""
         self._cfg = cfg
+        self._enter, self._exit = resolve_thresholds(cfg, self._labels, self._card)
+
+    def enter_thresholds(self) -> dict[str, float]:
+        """The enter threshold in force for each label (config, model card, default)."""
+        return {lb: float(v) for lb, v in zip(self._labels, self._enter, strict=True)}
 
     def step(self, t: float, observations: Sequence[Observation]) -> list[Event]:
         """Feed one frame's observations (possibly none) and return its events.
@@ -158,6 +181,14 @@ class Smoother:
 
     def tracks(self) -> list[int]:
         return sorted(self._tracks)
+
+    def holding(self) -> dict[int, str | None]:
+        """Every track still held, mapped to its current expression (None: none settled).
+
+        The cue presenter checks waiting cues against this (fer_audio.cues.still_true).
+        """
+        name = self._labels
+        return {tid: None if st.current is None else name[st.current] for tid, st in self._tracks.items()}
 
     def state(self, track: int) -> TrackState | None:
         st = self._tracks.get(track)
@@ -240,14 +271,15 @@ class Smoother:
     def _advance(self, now: float, st: _Track) -> int | None:
         """Run the expression transitions; return a label index to cue, if any."""
         cfg = self._cfg
+        enter, exit_ = self._enter, self._exit
         s = st.smoothed
         top = int(np.argmax(s))  # ties go to the earlier label: deterministic
 
-        if st.current is not None and s[st.current] < cfg.exit_threshold:
+        if st.current is not None and s[st.current] < exit_[st.current]:
             st.current = None
-        if st.candidate is not None and (top != st.candidate or s[st.candidate] < cfg.exit_threshold):
+        if st.candidate is not None and (top != st.candidate or s[st.candidate] < exit_[st.candidate]):
             st.candidate = None
-        if st.candidate is None and top != st.current and s[top] >= cfg.enter_threshold:
+        if st.candidate is None and top != st.current and s[top] >= enter[top]:
             st.candidate, st.candidate_since = top, now
 
         if st.candidate is None or not st.announced:

@@ -92,6 +92,12 @@ class SocialSmoother:
     def state(self, track: int) -> TrackState | None:
         return self._inner.state(track)
 
+    def holding(self) -> dict[int, str | None]:
+        return self._inner.holding()
+
+    def enter_thresholds(self) -> dict[str, float]:
+        return self._inner.enter_thresholds()
+
     def facing(self, track: int) -> bool | None:
         """The person's settled attention state (None: not known yet, or no landmarks)."""
         person = self._people.get(track)

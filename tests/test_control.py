@@ -100,12 +100,14 @@ def test_each_command_gets_one_reply_line(server: tuple[ControlServer, Recorder]
 
 
 @pytest.mark.parametrize(("payload", "expected"), [
-    (b"reboot\n", b"error: unknown command 'reboot'; expected one of pause, resume, status, reload, stop\n"),
-    (b"\n", b"error: empty command; expected one of pause, resume, status, reload, stop\n"),
+    (b"reboot\n", b"error: unknown command 'reboot'; expected one of pause, resume, status, describe, reload, "
+     b"stop\n"),
+    (b"\n", b"error: empty command; expected one of pause, resume, status, describe, reload, "
+     b"stop\n"),
     (b"\xc3\xa9t\xc3\xa9\n", b"error: command is not plain ASCII text\n"),
     (b"pa\x07use\n", b"error: command contains control characters\n"),
     (b"status; rm -rf ~\n", b"error: unknown command 'status; rm -rf ~'; expected one of pause, resume, "
-                            b"status, reload, stop\n"),
+                            b"status, describe, reload, stop\n"),
 ])
 def test_garbage_gets_an_error_line_and_reaches_nobody(server: tuple[ControlServer, Recorder],
                                                        payload: bytes, expected: bytes) -> None:

@@ -168,7 +168,8 @@ def test_argmax_alternating_every_frame_gives_no_cue() -> None:
 
 
 def test_two_people_have_independent_states() -> None:
-    cfg = SmoothingConfig()
+    # A dwell of whole frames (5 at 25 fps), so the onset formula is off by at most one frame.
+    cfg = SmoothingConfig(min_dwell_s=0.2)
     sig1 = step_signal(1.0, peaked(None), peaked("happy", 0.9))
     sig2_inner = step_signal(2.5, peaked(None), peaked("sad", 0.8))
 
