@@ -30,9 +30,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from fer_audio.config import AudioConfig, CueConfig, SpeechConfig
+from fer_audio.dispatcher import WARNING_PRIORITY
 from fer_audio.resources import SOUNDS_DIR
 
 if TYPE_CHECKING:
+    from fer_audio.dispatcher import DispatcherSpeaker
     from fer_audio.speech import SpeechCache, TtsEngine
 
 log = logging.getLogger(__name__)
@@ -683,6 +685,7 @@ class AudioStatus:
     silenced: int
     underflows: int
     problem: str | None
+    speech_engine: str = ""  # "speech-dispatcher", "espeak-ng" or "off"
 
 
 class AudioOut:
@@ -705,6 +708,7 @@ class AudioOut:
         clock: Callable[[], float] = time.monotonic,
         retry_initial_s: float = 1.0,
         retry_max_s: float = 30.0,
+        dispatcher: DispatcherSpeaker | None = None,
     ) -> None:
         from fer_audio.speech import open_speech
 
@@ -737,9 +741,43 @@ class AudioOut:
         # Opened even when no cue speaks: say() voices problems (camera lost, ...).
         self.speech: SpeechCache = open_speech(speech, self.rate, engine=tts)
         if self.speech.available:
-            self.speech.prerender(speaking)
+            self.speech.prerender(speaking)  # also the fallback when speech-dispatcher is away
         elif speaking:
             self._speech_missing()
+        # speech-dispatcher (fer_audio/dispatcher.py): only for a live device, never for a recording.
+        self.dispatcher: DispatcherSpeaker | None = dispatcher
+        if dispatcher is None and sink is None and audio.output == "device":
+            self.dispatcher = self._open_dispatcher(speech)
+
+    def _open_dispatcher(self, speech: SpeechConfig) -> DispatcherSpeaker | None:
+        """The user's speech-dispatcher per ``speech.engine``; absent at start is one line, not an error."""
+        from fer_audio.dispatcher import DispatcherSpeaker
+
+        if not speech.enabled or speech.engine == "espeak-ng":
+            return None
+        speaker = DispatcherSpeaker(speech, on_lost=self._dispatcher_lost, on_back=self._dispatcher_back)
+        if speaker.start():
+            log.info("speech: through speech-dispatcher (%s) as client %s", speaker.path, speaker.name)
+        elif speech.engine == "speech-dispatcher":
+            self._warn_once("speechd", f"speech.engine 'speech-dispatcher': {speaker.problem}; spoken cues use "
+                            "the built-in espeak-ng voice until it answers")
+            self._pending_warning = True
+        else:
+            log.info("speech: %s; spoken cues use the built-in espeak-ng voice (speech-dispatcher is used "
+                     "once it answers)", speaker.problem)
+        return speaker
+
+    def _dispatcher_lost(self, reason: str) -> None:
+        """speech-dispatcher died under us: one line, one audible warning, the built-in voice meanwhile."""
+        if self._closed:
+            return
+        log.warning("speech-dispatcher stopped (%s); spoken cues use the built-in espeak-ng voice until it is back",
+                    reason)
+        self.play_system("warning", 0.0)
+        self.say("speech dispatcher lost", 0.0)
+
+    def _dispatcher_back(self) -> None:
+        log.info("speech-dispatcher answers again; spoken cues go through it")
 
     # -- construction helpers
 
@@ -855,10 +893,39 @@ class AudioOut:
             try:
                 if cue.mode == "silent":
                     return False
+                if self._dispatched(cue, t):
+                    return True
                 return self._submit(self.voices_for(cue), t)
             except Exception:
                 self._log_unexpected("play")
                 return False
+
+    def _dispatched(self, cue: CueLike, t: float) -> bool:
+        """A cue's words through speech-dispatcher (its earcon, if any, here first); False: not taken."""
+        d = self.dispatcher
+        text = cue.text or cue.key.replace("_", " ")
+        if d is None or not d.up or cue.mode not in ("speech", "both") or not text.strip():
+            return False
+        earcon = self._earcon_for(cue.key, cue.earcon) if cue.mode == "both" else None
+        voices = [Voice(earcon, float(cue.gain_db), float(cue.pan), 0)] if earcon is not None else []
+        delay = self.length_s(voices) + WORD_GAP_S if voices else 0.0
+        if not d.speak(text, tag=(int(getattr(cue, "track", -1)), cue.key), delay_s=delay):
+            return False
+        self._submit(voices, t)
+        self._played += 0 if voices else 1
+        return True
+
+    def withdraw(self, track: int, key: str | None = None) -> int:
+        """Hook for the presenter: cues of ``track`` (``key``, or all) stopped being true; drop unspoken ones.
+
+        Only speech-dispatcher words can still be waiting (for the screen reader); earcons play at once.
+        """
+        d = self.dispatcher
+        try:
+            return d.withdraw(track, key) if d is not None else 0
+        except Exception:
+            self._log_unexpected("withdraw")
+            return 0
 
     def play_system(self, name: str, t: float) -> bool:
         """startup, paused, resumed or warning."""
@@ -884,6 +951,11 @@ class AudioOut:
         """Speak ``text`` after whatever is playing (rendered on first use, then cached)."""
         with self._lock:
             try:
+                d = self.dispatcher
+                # A fault warning goes at 'message' priority: always delivered, never cutting the screen reader.
+                if d is not None and text.strip() and d.speak(text, priority=WARNING_PRIORITY):
+                    self._played += 1
+                    return True
                 if not self.speech.available:
                     # The caller sounds its own warning earcon with a message; one log line here.
                     self._warn_once("speech-say", f"{self.speech.reason}; spoken messages are not heard")
@@ -900,8 +972,11 @@ class AudioOut:
         with self._lock:
             underflows = self._sink.underflows if isinstance(self._sink, DeviceSink) else 0
             silenced = self._silent.groups if self._sink is not self._silent else 0
+            d = self.dispatcher
+            engine = "speech-dispatcher" if d is not None and d.up else \
+                ("espeak-ng" if self.speech.available else "off")
             return AudioStatus(self._sink.name, self._down is None, self.speech.available, self._played,
-                               silenced, underflows, self._down)
+                               silenced, underflows, self._down, engine)
 
     def close(self, end_t: float | None = None) -> None:
         """Stop output; a WAV output is written out to the end of the last cue (or ``end_t``)."""
@@ -917,6 +992,8 @@ class AudioOut:
                 self.speech.close()
             except Exception as exc:
                 log.debug("closing speech: %s", exc)
+            if self.dispatcher is not None:
+                self.dispatcher.close()
 
     # -- internals
 
