@@ -242,6 +242,7 @@ class Pipeline:
                 self.stats.events += 1
                 if self.events_out is not None:
                     self.events_out.write(e)
+            self._withdraw_superseded(events)
             now = t if received is None else t + (self.clock() - received)
             for cue in self.s.presenter.present(self.s.planner.plan(events), now):
                 try:
@@ -251,6 +252,22 @@ class Pipeline:
                 self.stats.cues_played += 1
                 self.stats.last_cue = f"{cue.key} (person {cue.track}) at {now:.1f} s"
             return events
+
+    def _withdraw_superseded(self, events: list[Event]) -> None:
+        """A new expression or a lost face means that person's earlier cues no longer hold.
+
+        A spoken cue may still be waiting for the screen reader (speech-dispatcher); the
+        audio's ``withdraw`` hook drops it. A presenter that tracks "still true" itself
+        can call the same hook.
+        """
+        withdraw = getattr(self.s.audio, "withdraw", None)
+        if withdraw is None:
+            return
+        for track in dict.fromkeys(e.track for e in events if e.kind in ("expression", "face_lost")):
+            try:
+                withdraw(track)
+            except Exception:
+                log.exception("audio failed to withdraw the cues of person %d", track)
 
     def run(self, stop: threading.Event | None = None, max_seconds: float | None = None) -> RunStats:
         """Process frames until the source ends, ``stop`` is set, or ``max_seconds`` of source time."""

@@ -329,3 +329,53 @@ def test_server_killed_mid_run_warns_once_falls_back_and_reconnects(pulse_server
     assert word is not None
     fallback = onsets_by_correlation(mono[fallback_at:], word.data, threshold=0.9)
     assert len(fallback) == 1  # while it was away, the cue came in the built-in voice
+
+
+# -- the pipeline's hook ------------------------------------------------------------------
+
+def test_pipeline_withdraws_a_persons_waiting_cues_when_their_expression_changes() -> None:
+    """Scripted stages (no I/O): each frame's events come from a list; the audio records calls."""
+    from fer_audio.cues import CuePlanner, CuePresenter
+    from fer_audio.pipeline import Pipeline, Stages
+    from fer_audio.types import Event
+
+    class Scripted:
+        def __init__(self, batches: list[list[Event]]) -> None:
+            self.batches = batches
+
+        def step(self, t: float, obs: object) -> list[Event]:
+            return self.batches.pop(0)
+
+    class Calls:
+        def __init__(self) -> None:
+            self.log: list[tuple[str, object]] = []
+
+        def play(self, cue: object, t: float) -> bool:
+            self.log.append(("play", getattr(cue, "key", None)))
+            return True
+
+        def withdraw(self, track: int, key: str | None = None) -> int:
+            self.log.append(("withdraw", track))
+            return 0
+
+    def ev(t: float, track: int, kind: str, label: str | None = None) -> Event:
+        return Event(t, track, kind, label, 0.9, 0.0, 0.1)  # type: ignore[arg-type]
+
+    cfg = Config()
+    cfg = cfg.model_copy(update={"audio": cfg.audio.model_copy(update={"verbosity": "all", "min_interval_s": 0.0})})
+    audio = Calls()
+    stages = Stages(source=None, detector=type("D", (), {"detect": lambda self, img: []})(),
+                    tracker=type("T", (), {"update": lambda self, b, w, h: []})(),
+                    model=type("M", (), {"predict": lambda self, img, boxes: []})(),
+                    smoother=Scripted([[ev(0.0, 1, "face_appeared")], [ev(1.0, 1, "expression", "happy")],
+                                       [ev(2.0, 1, "expression", "sad"), ev(2.0, 2, "expression", "happy")],
+                                       [ev(3.0, 2, "face_lost")]]),
+                    planner=CuePlanner(cfg.cues, cfg.audio), presenter=CuePresenter(cfg.audio), audio=audio)
+    pipe = Pipeline(cfg, stages)
+    image = np.zeros((48, 64, 3), np.uint8)
+    for t in (0.0, 1.0, 2.0, 3.0):
+        pipe.process(image, t)
+    withdrawn = [x for kind, x in audio.log if kind == "withdraw"]
+    assert withdrawn == [1, 1, 2, 2]  # not for face_appeared; once per person per frame
+    # The withdrawal comes before the new cue of the same frame, never after it.
+    assert audio.log.index(("withdraw", 1)) < audio.log.index(("play", "happy"))
