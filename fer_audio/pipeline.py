@@ -138,6 +138,8 @@ class Pipeline:
         self._last_t: float | None = None
         self._tracks: list[Track] = []
         self._warned: set[str] = set()
+        # Called on every pass of run()'s loop (frame or not): the daemon's systemd watchdog.
+        self.heartbeat: Callable[[], None] | None = None
 
     # -- control (any thread) --------------------------------------------------
 
@@ -277,6 +279,8 @@ class Pipeline:
         started = self.clock()
         try:
             while not stop.is_set():
+                if self.heartbeat is not None:
+                    self.heartbeat()
                 item = self.s.source.read(timeout=0.1)
                 if item is None:
                     continue
