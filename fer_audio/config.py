@@ -170,6 +170,9 @@ class AudioConfig(_Section):
     )
     pan_width: float = Field(0.8, ge=0, le=1, description="How far left/right a face at the frame edge is panned.")
     startup_sound: bool = Field(True, description="Play a short sound when the service is ready.")
+    media_role: Literal["a11y", "event", "notification", "music", "phone", "production", "test"] = Field(
+        "a11y", description="media.role of the output stream, for PulseAudio/PipeWire policies that route, duck or mute."
+    )
 
     @field_validator("wav_path", mode="before")
     @classmethod

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 RESTART_SECTIONS: tuple[str, ...] = ("source", "detector", "model", "tracker")
 # AudioConfig fields that belong to the output itself; the others (verbosity, rate limits, pan)
 # are read by the planner and presenter and change without rebuilding anything.
-AUDIO_OUTPUT_FIELDS: tuple[str, ...] = ("output", "device", "wav_path", "sample_rate", "master_db")
+AUDIO_OUTPUT_FIELDS: tuple[str, ...] = ("output", "device", "wav_path", "sample_rate", "master_db", "media_role")
 TICK_S = 0.05
 # Longest a control client waits for the main thread to finish a reload.
 RELOAD_REPLY_TIMEOUT_S = 30.0
