@@ -767,14 +767,14 @@ class AudioOut:
         speaking = sorted({c.text for c in cues.values() if c.mode in ("speech", "both") and c.text.strip()})
         # Opened even when no cue speaks: say() voices problems (camera lost, ...).
         self.speech: SpeechCache = open_speech(speech, self.rate, engine=tts)
-        if self.speech.available:
-            self.speech.prerender(speaking)  # also the fallback when speech-dispatcher is away
-        elif speaking:
-            self._speech_missing()
         # speech-dispatcher (fer_audio/dispatcher.py): only for a live device, never for a recording.
         self.dispatcher: DispatcherSpeaker | None = dispatcher
         if dispatcher is None and sink is None and audio.output == "device":
             self.dispatcher = self._open_dispatcher(speech)
+        if self.speech.available:
+            self.speech.prerender(speaking)  # also the fallback when speech-dispatcher is away
+        elif speaking and not (self.dispatcher is not None and self.dispatcher.up):
+            self._speech_missing()
 
     def _open_dispatcher(self, speech: SpeechConfig) -> DispatcherSpeaker | None:
         """The user's speech-dispatcher per ``speech.engine``; absent at start is one line, not an error."""
@@ -942,8 +942,10 @@ class AudioOut:
         self._played += 0 if voices else 1
         return True
 
-    def withdraw(self, track: int, key: str | None = None) -> int:
-        """Hook for the presenter: cues of ``track`` (``key``, or all) stopped being true; drop unspoken ones.
+    def withdraw(self, track: int | None, key: str | None = None) -> int:
+        """Hook for the presenter: cues of ``track`` (None: all) of ``key`` (None: any) stopped being true.
+
+        Drops the unspoken ones.
 
         Only speech-dispatcher words can still be waiting (for the screen reader); earcons play at once.
         """

@@ -349,7 +349,7 @@ class Daemon:
     def _heartbeat(self) -> None:
         """Frame-loop thread, every pass: WATCHDOG=1 (a hung loop gets restarted) and a fresh STATUS=."""
         self.notifier.watchdog()
-        if self.notifier.enabled:
+        if self.notifier.status_due():
             try:
                 self.notifier.status(self.status_line())
             except Exception:  # a status line must never stop the frame loop

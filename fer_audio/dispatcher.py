@@ -157,8 +157,8 @@ class DispatcherSpeaker:
             self._cond.notify_all()
         return True
 
-    def withdraw(self, track: int, key: str | None = None) -> int:
-        """Cues of ``track`` (of ``key``, or any key) no longer hold: drop those not yet begun.
+    def withdraw(self, track: int | None, key: str | None = None) -> int:
+        """Cues of ``track`` (None: everyone's) of ``key`` (None: any) no longer hold: drop those not yet begun.
 
         A word already being spoken is left to finish; cutting a word in half helps nobody.
         Returns how many were dropped.
@@ -167,7 +167,8 @@ class DispatcherSpeaker:
         dropped = 0
         with self._cond:
             def matches(u: Utterance) -> bool:
-                return u.tag is not None and u.tag[0] == track and (key is None or u.tag[1] == key)
+                return (u.tag is not None and (track is None or u.tag[0] == track)
+                        and (key is None or u.tag[1] == key))
 
             keep = deque(u for u in self._queue if not matches(u))
             dropped = len(self._queue) - len(keep)
@@ -186,7 +187,8 @@ class DispatcherSpeaker:
             except SsipError as exc:
                 log.debug("cancelling a withdrawn cue: %s", exc)
         if dropped:
-            log.debug("withdrew %d spoken cue(s) of person %d that no longer hold", dropped, track)
+            log.debug("withdrew %d spoken cue(s) of %s that no longer hold", dropped,
+                      "everyone" if track is None else f"person {track}")
         return dropped
 
     # -- connection

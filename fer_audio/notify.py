@@ -70,6 +70,10 @@ class Notifier:
         self._last_status, self._last_status_at = status, self._clock()
         self.send("READY=1", f"STATUS={_one_line(status)}", f"MAINPID={os.getpid()}")
 
+    def status_due(self) -> bool:
+        """Whether :meth:`status` would send now: lets a caller skip building the line."""
+        return self.enabled and self._clock() - self._last_status_at >= STATUS_EVERY_S
+
     def status(self, text: str, force: bool = False) -> None:
         """``STATUS=`` when the text changed, at most every STATUS_EVERY_S unless forced."""
         now = self._clock()

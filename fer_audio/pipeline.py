@@ -146,6 +146,12 @@ class Pipeline:
     def pause(self, t: float | None = None) -> None:
         if not self._paused.is_set():
             self._paused.set()
+            withdraw = getattr(self.s.audio, "withdraw", None)
+            if withdraw is not None:  # a word still waiting for the screen reader is not wanted now
+                try:
+                    withdraw(None)
+                except Exception:
+                    log.exception("audio failed to withdraw the waiting cues")
             self._play_system("paused", t)
 
     def resume(self, t: float | None = None) -> None:

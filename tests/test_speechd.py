@@ -354,9 +354,13 @@ def test_pipeline_withdraws_a_persons_waiting_cues_when_their_expression_changes
             self.log.append(("play", getattr(cue, "key", None)))
             return True
 
-        def withdraw(self, track: int, key: str | None = None) -> int:
+        def withdraw(self, track: int | None, key: str | None = None) -> int:
             self.log.append(("withdraw", track))
             return 0
+
+        def play_system(self, name: str, t: float) -> bool:
+            self.log.append(("system", name))
+            return True
 
     def ev(t: float, track: int, kind: str, label: str | None = None) -> Event:
         return Event(t, track, kind, label, 0.9, 0.0, 0.1)  # type: ignore[arg-type]
@@ -379,3 +383,5 @@ def test_pipeline_withdraws_a_persons_waiting_cues_when_their_expression_changes
     assert withdrawn == [1, 1, 2, 2]  # not for face_appeared; once per person per frame
     # The withdrawal comes before the new cue of the same frame, never after it.
     assert audio.log.index(("withdraw", 1)) < audio.log.index(("play", "happy"))
+    pipe.pause()  # pausing silences what still waits, for every person
+    assert audio.log[-2:] == [("withdraw", None), ("system", "paused")]
