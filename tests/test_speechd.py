@@ -385,3 +385,68 @@ def test_pipeline_withdraws_a_persons_waiting_cues_when_their_expression_changes
     assert audio.log.index(("withdraw", 1)) < audio.log.index(("play", "happy"))
     pipe.pause()  # pausing silences what still waits, for every person
     assert audio.log[-2:] == [("withdraw", None), ("system", "paused")]
+
+
+# -- the service itself -------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_the_service_speaks_through_speech_dispatcher_after_the_screen_reader(
+        at_speechd: SpeechDispatcher, tmp_path: Path) -> None:
+    """`fer-audio run` on a real face while the screen reader reads three sentences in a row.
+
+    The face's cue ("face", at priority text) arrives while the sentences are queued or
+    being read; all three end normally, each as long as alone, and the word is heard after them.
+    """
+    import cv2
+    from media import load_photo, place, write_video
+    from test_daemon import start_daemon
+
+    photo = load_photo("obama-480p.jpg")
+    face = cv2.resize(photo, (round(photo.shape[1] * 180 / photo.shape[0]), 180))
+    frame = place(face, (320, 240), (320 - face.shape[1]) // 2, 30)
+    clip = write_video(tmp_path / "face.mp4", [frame] * 300, 10.0)  # 30 s: no loop restart in this test
+    silent = "".join(f'[cues.{k}]\nmode = "silent"\n' for k in
+                     ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "face_lost"))
+    config = ('[source]\nmax_fps = 10\n[smoothing]\nappear_after_s = 0.2\n'
+              '[audio]\nverbosity = "all"\nmin_interval_s = 0.0\nmax_delay_s = 2.0\ndevice = "pulse"\n'
+              'startup_sound = false\n[speech]\nmax_wait_s = 60\n'
+              f'{silent}[cues.face_appeared]\nmode = "speech"\ntext = "face"\n')
+    reader = ScreenReader(at_speechd)
+    alone = reader.say_alone(SENTENCE)
+    pulse = at_speechd.pulse
+    d = None
+    try:
+        with Recorder(pulse) as rec:
+            ids = [reader.client.speak(SENTENCE) for _ in range(3)]  # all queued at 'message'
+            d = start_daemon(tmp_path, str(clip), config, audio="device",
+                             env_extra={"PULSE_SERVER": pulse.env["PULSE_SERVER"],
+                                        "SPEECHD_ADDRESS": at_speechd.address})
+            d.wait_for_log("ready:", timeout=60)
+            deadline = time.monotonic() + 30
+            while d.status()["cues"] < 1:
+                assert time.monotonic() < deadline, d.log()
+                time.sleep(0.1)
+            cued_at = time.monotonic()
+            status = d.status()
+            ends = [reader.wait(i, ("end", "cancel"), timeout=40) for i in ids]
+            begins = [reader.wait(i, ("begin",)) for i in ids]
+            word_at = None
+            deadline = time.monotonic() + 15
+            while word_at is None and time.monotonic() < deadline:
+                time.sleep(0.3)
+                word_at = first_sound_after(rec, ends[-1][1] + 0.05)
+            time.sleep(1.0)
+        rc, _ = d.terminate()
+    finally:
+        reader.close()
+        if d is not None:
+            d.kill()
+    assert rc == 0, d.log()
+    assert "speech: through speech-dispatcher" in d.log()
+    assert status["speech"] == "speech-dispatcher"
+    assert cued_at < ends[-1][1]  # the cue was played while the screen reader was still reading
+    for (kind, ended), (_, begun) in zip(ends, begins, strict=True):
+        assert kind == "end"
+        assert ended - begun == pytest.approx(alone, rel=0.15)
+    assert word_at is not None, "the cue was never heard after the screen reader"
+    assert 0.1 < voiced_s(rec, word_at, word_at + 1.5) < 1.2  # "face": one short word
