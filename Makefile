@@ -8,8 +8,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
 APT_PACKAGES := python3-venv python3-pip libportaudio2 libsndfile1 espeak-ng pulseaudio pulseaudio-utils libasound2-plugins alsa-utils
-# Only the tests need these: strace watches the service for written images and network sockets.
-APT_TEST_PACKAGES := strace
+# Only the tests need these: strace watches the service for written images and network sockets;
+# the speech tests start a private speech-dispatcher (with its espeak-ng module) themselves.
+# The service needs no package for speech-dispatcher: it speaks SSIP itself (fer_audio/ssip.py)
+# to the user's own server, the one their screen reader uses, when it runs.
+APT_TEST_PACKAGES := strace speech-dispatcher speech-dispatcher-espeak-ng
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test setup setup-dev apt lint pytest wheel-check demo clean
@@ -28,7 +31,8 @@ test: setup-dev lint pytest wheel-check
 apt: .stamp-apt
 .stamp-apt: APT_WANTED = $(APT_PACKAGES)
 .stamp-apt-test: APT_WANTED = $(APT_TEST_PACKAGES)
-.stamp-apt .stamp-apt-test:
+# The Makefile is a prerequisite so that a package added to a list is installed on the next run.
+.stamp-apt .stamp-apt-test: Makefile
 	@missing=""; for p in $(APT_WANTED); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \

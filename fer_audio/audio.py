@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from fer_audio.config import AudioConfig, Config, CueConfig, SpeechConfig
+from fer_audio.dispatcher import WARNING_PRIORITY
 from fer_audio.mixer import Voice
 from fer_audio.resources import SOUNDS_DIR
 from fer_audio.sinks import AudioDeviceError, AudioOutputError, DeviceSink, Reconnector, SilentSink, Sink, WavSink
@@ -29,6 +30,7 @@ from fer_audio.sound import Sound, SoundFileError, load_sound
 from fer_audio.types import AudioStatus
 
 if TYPE_CHECKING:
+    from fer_audio.dispatcher import DispatcherSpeaker
     from fer_audio.speech import SpeechCache, TtsEngine
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,7 @@ class AudioOut:
         clock: Callable[[], float] = time.monotonic,
         retry_initial_s: float = 1.0,
         retry_max_s: float = 30.0,
+        dispatcher: DispatcherSpeaker | None = None,
     ) -> None:
         from fer_audio.speech import open_speech
 
@@ -119,10 +122,44 @@ class AudioOut:
         speaking = sorted({c.text for c in cues.values() if c.mode in ("speech", "both") and c.text.strip()})
         # Opened even when no cue speaks: say() voices problems (camera lost, ...).
         self.speech: SpeechCache = open_speech(speech, self.rate, engine=tts)
+        # speech-dispatcher (fer_audio/dispatcher.py): only for a live device, never for a recording.
+        self.dispatcher: DispatcherSpeaker | None = dispatcher
+        if dispatcher is None and sink is None and audio.output == "device":
+            self.dispatcher = self._open_dispatcher(speech)
         if self.speech.available:
-            self.speech.prerender(speaking)
-        elif speaking:
+            self.speech.prerender(speaking)  # also the fallback when speech-dispatcher is away
+        elif speaking and not (self.dispatcher is not None and self.dispatcher.up):
             self._speech_missing()
+
+    def _open_dispatcher(self, speech: SpeechConfig) -> DispatcherSpeaker | None:
+        """The user's speech-dispatcher per ``speech.engine``; absent at start is one line, not an error."""
+        from fer_audio.dispatcher import DispatcherSpeaker
+
+        if not speech.enabled or speech.engine == "espeak-ng":
+            return None
+        speaker = DispatcherSpeaker(speech, on_lost=self._dispatcher_lost, on_back=self._dispatcher_back)
+        if speaker.start():
+            log.info("speech: through speech-dispatcher (%s) as client %s", speaker.path, speaker.name)
+        elif speech.engine == "speech-dispatcher":
+            self._warn_once("speechd", f"speech.engine 'speech-dispatcher': {speaker.problem}; spoken cues use "
+                            "the built-in espeak-ng voice until it answers")
+            self._pending_warning = True
+        else:
+            log.info("speech: %s; spoken cues use the built-in espeak-ng voice (speech-dispatcher is used "
+                     "once it answers)", speaker.problem)
+        return speaker
+
+    def _dispatcher_lost(self, reason: str) -> None:
+        """speech-dispatcher died under us: one line, one audible warning, the built-in voice meanwhile."""
+        if self._closed:
+            return
+        log.warning("speech-dispatcher stopped (%s); spoken cues use the built-in espeak-ng voice until it is back",
+                    reason)
+        self.play_system("warning", 0.0)
+        self.say("speech dispatcher lost", 0.0)
+
+    def _dispatcher_back(self) -> None:
+        log.info("speech-dispatcher answers again; spoken cues go through it")
 
     # -- construction helpers
 
@@ -133,7 +170,7 @@ class AudioOut:
             if audio.wav_path is None:
                 raise AudioOutputError("audio.wav_path: required when audio.output is 'wav'")
             return WavSink(audio.wav_path, self.rate, audio.master_db)
-        return DeviceSink(self.rate, audio.master_db, audio.device, clock=self._clock)
+        return DeviceSink(self.rate, audio.master_db, audio.device, clock=self._clock, media_role=audio.media_role)
 
     def _open_device(self, dev: DeviceSink) -> None:
         try:
@@ -210,10 +247,40 @@ class AudioOut:
             try:
                 if cue.mode == "silent":
                     return False
+                if self._dispatched(cue, t):
+                    return True
                 return self._submit(self.voices_for(cue), t)
             except Exception:
                 self._log_unexpected("play")
                 return False
+
+    def _dispatched(self, cue: CueLike, t: float) -> bool:
+        """A cue's words through speech-dispatcher (its earcon, if any, here first); False: not taken."""
+        d = self.dispatcher
+        text = cue.text or cue.key.replace("_", " ")
+        if d is None or not d.up or cue.mode not in ("speech", "both") or not text.strip():
+            return False
+        earcon = self._earcon_for(cue.key, cue.earcon) if cue.mode == "both" else None
+        voices = [Voice(earcon, float(cue.gain_db), float(cue.pan), 0)] if earcon is not None else []
+        delay = self.length_s(voices) + WORD_GAP_S if voices else 0.0
+        if not d.speak(text, tag=(int(getattr(cue, "track", -1)), cue.key), delay_s=delay):
+            return False
+        self._submit(voices, t)
+        self._played += 0 if voices else 1
+        return True
+
+    def withdraw(self, track: int | None, key: str | None = None) -> int:
+        """Hook for the presenter: cues of ``track`` (None: all) of ``key`` (None: any) stopped being true.
+
+        Only speech-dispatcher words can still be waiting (for the screen reader); earcons play at
+        once. Drops the unspoken ones.
+        """
+        d = self.dispatcher
+        try:
+            return d.withdraw(track, key) if d is not None else 0
+        except Exception:
+            self._log_unexpected("withdraw")
+            return 0
 
     def play_system(self, name: str, t: float) -> bool:
         """startup, paused, resumed or warning."""
@@ -239,6 +306,11 @@ class AudioOut:
         """Speak ``text`` after whatever is playing (rendered on first use, then cached)."""
         with self._lock:
             try:
+                d = self.dispatcher
+                # A fault warning goes at 'message' priority: always delivered, never cutting the screen reader.
+                if d is not None and text.strip() and d.speak(text, priority=WARNING_PRIORITY):
+                    self._played += 1
+                    return True
                 if not self.speech.available:
                     # The caller sounds its own warning earcon with a message; one log line here.
                     self._warn_once("speech-say", f"{self.speech.reason}; spoken messages are not heard")
@@ -259,8 +331,11 @@ class AudioOut:
     def status(self) -> AudioStatus:
         with self._lock:
             silenced = self._silent.groups if self._sink is not self._silent else 0
+            d = self.dispatcher
+            engine = "speech-dispatcher" if d is not None and d.up else \
+                ("espeak-ng" if self.speech.available else "off")
             return AudioStatus(self._sink.name, not self._link.down, self.speech.available, self._played,
-                               silenced, self._sink.underflows, self._link.problem)
+                               silenced, self._sink.underflows, self._link.problem, engine)
 
     def close(self, end_t: float | None = None) -> None:
         """Stop output; a WAV output is written out to the end of the last cue (or ``end_t``)."""
@@ -276,6 +351,8 @@ class AudioOut:
                 self.speech.close()
             except Exception as exc:
                 log.debug("closing speech: %s", exc)
+            if self.dispatcher is not None:
+                self.dispatcher.close()
 
     # -- internals
 

@@ -205,11 +205,38 @@ def _default_cues() -> dict[str, CueConfig]:
 CUE_KEYS: tuple[str, ...] = (*LABELS, "face_appeared", "face_lost", "facing", "looked_away", "nod", "shake")
 
 
+SpeechEngine = Literal["auto", "speech-dispatcher", "espeak-ng"]
+
+
 class SpeechConfig(_Section):
-    enabled: bool = Field(True, description="Render spoken cues with espeak-ng (via pyttsx3).")
-    voice: str = Field("", description="Voice id or name; empty for the system default.")
-    rate_wpm: int = Field(190, ge=80, le=450, description="Speaking rate in words per minute.")
-    volume: float = Field(1.0, ge=0, le=1, description="Speech volume before the cue gain.")
+    enabled: bool = Field(True, description="Speak cues and spoken messages at all.")
+    engine: SpeechEngine = Field(
+        "auto",
+        description="auto: through speech-dispatcher (the screen reader's speech server, your own voice) "
+        "when it answers, else the built-in espeak-ng voice; speech-dispatcher: the same, with a warning "
+        "while it is absent; espeak-ng: always the built-in voice. A WAV recording always uses espeak-ng.",
+    )
+    voice: str = Field("", description="Built-in (espeak-ng) voice id or name; empty for the system default.")
+    rate_wpm: int = Field(190, ge=80, le=450, description="Built-in (espeak-ng) speaking rate in words per minute.")
+    volume: float = Field(1.0, ge=0, le=1, description="Built-in (espeak-ng) speech volume before the cue gain.")
+    dispatcher_module: str = Field(
+        "", description="speech-dispatcher output module for fer-audio's words (e.g. espeak-ng); empty: yours."
+    )
+    dispatcher_voice: str = Field(
+        "", description="speech-dispatcher synthesis voice for fer-audio's words; empty: your own voice."
+    )
+    dispatcher_rate: int | None = Field(
+        None, ge=-100, le=100, description="speech-dispatcher rate (-100..100) for fer-audio's words; empty: yours."
+    )
+    max_wait_s: float = Field(
+        8.0, ge=0.5, le=120,
+        description="A spoken cue that has waited this long behind other speech (the screen reader) is dropped.",
+    )
+
+    @field_validator("dispatcher_rate", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: Any) -> Any:
+        return None if v == "" else v
 
 
 class AudioConfig(_Section):
@@ -237,6 +264,9 @@ class AudioConfig(_Section):
     )
     pan_width: float = Field(0.8, ge=0, le=1, description="How far left/right a face at the frame edge is panned.")
     startup_sound: bool = Field(True, description="Play a short sound when the service is ready.")
+    media_role: Literal["a11y", "event", "notification", "music", "phone", "production", "test"] = Field(
+        "a11y", description="media.role of the output stream, for PulseAudio/PipeWire policies that route, duck or mute."
+    )
 
     @field_validator("wav_path", mode="before")
     @classmethod

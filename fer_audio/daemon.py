@@ -36,8 +36,9 @@ from types import FrameType
 from typing import Any
 
 from fer_audio.config import Config, config_home
-from fer_audio.control import LOCK_NAME, SOCKET_NAME, ControlServer, ensure_private_dir, runtime_dir
+from fer_audio.control import LOCK_NAME, SOCKET_NAME, ControlServer, describe_status, ensure_private_dir, runtime_dir
 from fer_audio.errors import FerAudioError
+from fer_audio.notify import Notifier
 from fer_audio.pipeline import Pipeline, Player, RunStats, Stages
 from fer_audio.runner import Run
 from fer_audio.types import Event
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 RESTART_SECTIONS: tuple[str, ...] = ("source", "detector", "model", "tracker")
 # AudioConfig fields that belong to the output itself; the others (verbosity, rate limits, pan)
 # are read by the planner and presenter and change without rebuilding anything.
-AUDIO_OUTPUT_FIELDS: tuple[str, ...] = ("output", "device", "wav_path", "sample_rate", "master_db")
+AUDIO_OUTPUT_FIELDS: tuple[str, ...] = ("output", "device", "wav_path", "sample_rate", "master_db", "media_role")
 TICK_S = 0.05
 # Longest a control client waits for the main thread to finish a reload.
 RELOAD_REPLY_TIMEOUT_S = 30.0
@@ -183,6 +184,7 @@ class Daemon:
         build: Callable[[Config], Stages] = _default_build,
         make_audio: Callable[[Config], Player] = _default_audio,
         handle_signals: bool = True,
+        notifier: Notifier | None = None,
     ) -> None:
         self.cfg = cfg
         self._reload_config = reload_config
@@ -201,6 +203,7 @@ class Daemon:
         self._started = time.monotonic()
         self.pipe: Pipeline | None = None
         self.ready = threading.Event()  # set once the stages are built and the socket listens
+        self.notifier = notifier if notifier is not None else Notifier()  # systemd Type=notify
 
     @property
     def socket_path(self) -> Path:
@@ -252,10 +255,14 @@ class Daemon:
             run.announce()
             log.info("ready: %s; control socket %s; pid %d", run.source_name, self.socket_path, os.getpid())
             self.ready.set()
+            # Model, detector, source and audio are built and the socket listens: READY=1 (Type=notify).
+            self.notifier.ready(self.status_line())
+            pipe.heartbeat = self._heartbeat
             thread.start()
             self._main_loop(thread)
         finally:
             t0 = time.monotonic()
+            self.notifier.stopping(f"stopping: {self._stop_reason or 'the source ended or failed'}")
             self._stop.set()
             if thread.is_alive():
                 thread.join(JOIN_TIMEOUT_S)
@@ -265,6 +272,7 @@ class Daemon:
             self._fail_pending("error: fer-audio is stopping")
             run.close()
             log.debug("shutdown took %.3f s", time.monotonic() - t0)
+            self.notifier.close()
         if loop_error:
             raise loop_error[0]
         if self._stop_reason is not None and stats.end_reason == "stopped":
@@ -272,6 +280,25 @@ class Daemon:
         log.info("stopped: %d frames analysed in %.0f s, %d cues played; %s",
                  stats.analysed, stats.seconds, stats.cues_played, stats.end_reason)
         return DaemonResult(stats, run.source_name, run.kept.events if run.kept is not None else None)
+
+    def status_line(self) -> str:
+        """What ``systemctl --user status`` shows: the ctl status line, plus where speech goes."""
+        st = self.status()
+        line = describe_status(st)
+        if st.get("speech"):
+            line += f", speech {st['speech']}"
+        if st.get("audio") and "(" in str(st["audio"]):
+            line += f", audio {st['audio']}"
+        return line
+
+    def _heartbeat(self) -> None:
+        """Frame-loop thread, every pass: WATCHDOG=1 (a hung loop gets restarted) and a fresh STATUS=."""
+        self.notifier.watchdog()
+        if self.notifier.status_due():
+            try:
+                self.notifier.status(self.status_line())
+            except Exception:  # a status line must never stop the frame loop
+                log.debug("status line for systemd failed", exc_info=True)
 
     def _main_loop(self, thread: threading.Thread) -> None:
         while thread.is_alive():
@@ -395,6 +422,8 @@ class Daemon:
             with suppress(Exception):
                 a = pipe.s.audio.status()
                 out["audio"] = a.output if a.problem is None else f"{a.output} ({a.problem})"
+                if a.speech_engine:
+                    out["speech"] = a.speech_engine
         return out
 
     def _handle_command(self, command: str) -> str:
@@ -450,7 +479,12 @@ Description=fer-audio: hear the facial expressions of the people you talk to
 After=pipewire-pulse.service pulseaudio.service
 
 [Service]
-Type=simple
+# READY=1 once the model, detector, camera and audio are up; STATUS= lines for systemctl status.
+Type=notify
+NotifyAccess=main
+# The frame loop sends WATCHDOG=1 (every few seconds, even while the camera is away or paused);
+# if it hangs, systemd kills the service and Restart= starts it again.
+WatchdogSec=30
 ExecStart={exec_start}
 ExecReload=/bin/kill -HUP $MAINPID
 # Exit 2 is bad input (config, model, camera path): restarting cannot fix it.

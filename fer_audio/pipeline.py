@@ -211,12 +211,20 @@ class Pipeline:
         self._last_t: float | None = None
         self._faces: list[Face] = []
         self._warned: set[str] = set()
+        # Called on every pass of run()'s loop (frame or not): the daemon's systemd watchdog.
+        self.heartbeat: Callable[[], None] | None = None
 
     # -- control (any thread) --------------------------------------------------
 
     def pause(self, t: float | None = None) -> None:
         if not self._paused.is_set():
             self._paused.set()
+            withdraw = getattr(self.s.audio, "withdraw", None)
+            if withdraw is not None:  # a word still waiting for the screen reader is not wanted now
+                try:
+                    withdraw(None)
+                except Exception:
+                    log.exception("audio failed to withdraw the waiting cues")
             self._play_system("paused", t)
 
     def resume(self, t: float | None = None) -> None:
@@ -342,6 +350,7 @@ class Pipeline:
                 self.stats.events += 1
                 if self.events_out is not None:
                     self.events_out.write(e)
+            self._withdraw_superseded(events)
             now = t if received is None else t + (self.clock() - received)
             # The scene lets a cue that met the rate limit wait while it is still true (issue 13).
             scene = self.s.smoother.holding()
@@ -354,12 +363,30 @@ class Pipeline:
                 self.stats.last_cue = f"{cue.key} (person {cue.track}) at {now:.1f} s"
             return events
 
+    def _withdraw_superseded(self, events: list[Event]) -> None:
+        """A new expression or a lost face means that person's earlier cues no longer hold.
+
+        A spoken cue may still be waiting for the screen reader (speech-dispatcher); the
+        audio's ``withdraw`` hook drops it. A presenter that tracks "still true" itself
+        can call the same hook.
+        """
+        withdraw = getattr(self.s.audio, "withdraw", None)
+        if withdraw is None:
+            return
+        for track in dict.fromkeys(e.track for e in events if e.kind in ("expression", "face_lost")):
+            try:
+                withdraw(track)
+            except Exception:
+                log.exception("audio failed to withdraw the cues of person %d", track)
+
     def run(self, stop: threading.Event | None = None, max_seconds: float | None = None) -> RunStats:
         """Process frames until the source ends, ``stop`` is set, or ``max_seconds`` of source time."""
         stop = stop or threading.Event()
         started = self.clock()
         try:
             while not stop.is_set():
+                if self.heartbeat is not None:
+                    self.heartbeat()
                 item = self.s.source.read(timeout=0.1)
                 if item is None:
                     continue

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -183,6 +184,30 @@ def _sounddevice() -> Any:
     return sounddevice
 
 
+_OUR_PROPS: dict[str, str] = {}  # what stream_properties last set; any other value is the user's
+
+
+def stream_properties(role: str, env: MutableMapping[str, str] | None = None) -> None:
+    """Name the output stream for the sound server: ``application.name`` fer-audio and ``media.role``.
+
+    PortAudio has no way to pass stream properties, but libpulse (inside ALSA's pulse
+    plugin) reads ``PULSE_PROP_OVERRIDE`` when the stream's connection is made, i.e. when
+    the stream opens; the override form, because the plugin already names the client
+    "ALSA plug-in [python3]" and plain ``PULSE_PROP`` only fills in missing keys.
+    PipeWire's own ALSA plugin reads ``PIPEWIRE_PROPS``. A value the user exported wins.
+    """
+    target = os.environ if env is None else env
+    values = {
+        "PULSE_PROP_OVERRIDE": f"application.name=fer-audio application.id=fer-audio media.role={role}",
+        "PIPEWIRE_PROPS": "{ application.name = fer-audio media.role = " + role + " }",
+    }
+    for key, value in values.items():
+        if key in target and target[key] != _OUR_PROPS.get(key):
+            continue
+        target[key] = value
+        _OUR_PROPS[key] = value
+
+
 def _rescan_devices() -> None:
     """PortAudio lists devices once, when it starts; restart it to see new ones.
 
@@ -255,8 +280,9 @@ class DeviceSink:
 
     def __init__(self, rate: int, master_db: float = 0.0, device: str = "",
                  latency: float | str = DEVICE_LATENCY_S, stall_s: float = STALL_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, media_role: str = "a11y") -> None:
         self.rate = rate
+        self.media_role = media_role
         self.device = device
         self.mixer = Mixer(rate, master_db)
         self.latency = latency
@@ -280,6 +306,7 @@ class DeviceSink:
         return float(self._stream.latency) if self._stream is not None else None
 
     def open(self) -> None:
+        stream_properties(self.media_role)  # before the stream connects to the sound server
         sd = _sounddevice()
         index = resolve_device(self.device)
         try:

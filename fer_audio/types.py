@@ -202,3 +202,4 @@ class AudioStatus:
     silenced: int
     underflows: int
     problem: str | None
+    speech_engine: str = ""  # "speech-dispatcher", "espeak-ng" or "off"

@@ -148,3 +148,41 @@ def test_losing_the_sound_server_is_survived_and_recovered(lonely_server: PulseS
     assert sum("audio device is back" in m for m in msgs) == 1
     sad = load_sound(SOUNDS_DIR / "sad.wav", RATE).data
     assert len(onsets_by_correlation(rec.audio().sum(axis=1), sad, threshold=0.9)) == 1
+
+
+def sink_input_properties(server: PulseServer) -> list[dict[str, str]]:
+    """``pactl list sink-inputs``: the properties of every stream playing into the server."""
+    out = server.pactl("list", "sink-inputs").stdout
+    streams: list[dict[str, str]] = []
+    for line in out.splitlines():
+        if line.startswith("Sink Input #"):
+            streams.append({})
+        elif streams and " = " in line:
+            key, _, value = line.strip().partition(" = ")
+            streams[-1][key] = value.strip('"')
+    return streams
+
+
+def test_the_stream_is_named_and_has_a_media_role(pulse_server: PulseServer) -> None:
+    out = device_player()
+    try:
+        assert out.status().device_ok, out.status().problem
+        streams = [p for p in sink_input_properties(pulse_server) if p.get("application.name") == "fer-audio"]
+    finally:
+        out.close()
+    assert len(streams) == 1, sink_input_properties(pulse_server)
+    assert streams[0]["media.role"] == "a11y"
+    assert streams[0]["application.id"] == "fer-audio"
+    deadline = time.monotonic() + 5.0
+    while any(p.get("application.name") == "fer-audio" for p in sink_input_properties(pulse_server)):
+        assert time.monotonic() < deadline, "the stream was not closed"
+        time.sleep(0.1)
+
+
+def test_a_role_the_user_exported_wins() -> None:
+    from fer_audio.sinks import stream_properties
+
+    env = {"PULSE_PROP_OVERRIDE": "media.role=music"}
+    stream_properties("a11y", env)
+    assert env["PULSE_PROP_OVERRIDE"] == "media.role=music"
+    assert "media.role = a11y" in env["PIPEWIRE_PROPS"]

@@ -20,9 +20,9 @@ import numpy as np
 from media import write_video
 from pulse import PulseServer, Recorder, onsets_by_correlation, pulse_server
 
-from fer_audio.audio import load_sound
 from fer_audio.config import AudioConfig
 from fer_audio.resources import DEMO_CLIP, SOUNDS_DIR
+from fer_audio.sound import load_sound
 
 __all__ = ["pulse_server"]  # the fixture, imported for pytest
 
