@@ -116,7 +116,9 @@ def test_ctl_describe_prints_and_speaks_who_is_there_also_while_paused(tmp_path:
         assert r.returncode == 0, r.stderr
         assert r.stdout.startswith("paused; before the pause, 1 person: centre "), r.stdout
         said.append(r.stdout.strip())
-        time.sleep(3.0)  # both lines are spoken out to the end
+        # both lines (about 2.5 s and 4 s of speech, queued one after the other) are spoken out to the end,
+        # with room for a loaded machine's slower rendering
+        time.sleep(8.0)
         assert d.terminate()[0] == 0
     finally:
         d.kill()

@@ -104,7 +104,7 @@ def check_written_file(path: Path, wav: Path, events: Path, lock: Path) -> None:
     if path == events:
         for line in text.splitlines():
             row = json.loads(line)
-            assert set(row) <= {"t", "track", "kind", "label", "confidence", "x", "size"}, row
+            assert set(row) <= {"t", "track", "kind", "label", "confidence", "x", "size", "yaw", "facing"}, row
     elif path == lock:
         assert re.fullmatch(r"\d*\n?", text), text
     else:

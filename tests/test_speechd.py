@@ -351,8 +351,21 @@ def test_pipeline_withdraws_a_persons_waiting_cues_when_their_expression_changes
         def __init__(self, batches: list[list[Event]]) -> None:
             self.batches = batches
 
+            self.held: dict[int, str | None] = {}
+
         def step(self, t: float, obs: object) -> list[Event]:
-            return self.batches.pop(0)
+            events = self.batches.pop(0)
+            for e in events:  # who holds what, as the real smoother would report it
+                if e.kind == "face_lost":
+                    self.held.pop(e.track, None)
+                elif e.kind == "expression":
+                    self.held[e.track] = e.label
+                else:
+                    self.held.setdefault(e.track, None)
+            return events
+
+        def holding(self) -> dict[int, str | None]:
+            return dict(self.held)
 
     class Calls:
         def __init__(self) -> None:
@@ -378,7 +391,7 @@ def test_pipeline_withdraws_a_persons_waiting_cues_when_their_expression_changes
     audio = Calls()
     stages = Stages(source=None, detector=type("D", (), {"detect": lambda self, img: []})(),
                     tracker=type("T", (), {"update": lambda self, b, w, h: []})(),
-                    model=type("M", (), {"predict": lambda self, img, boxes: []})(),
+                    model=type("M", (), {"predict": lambda self, img, boxes: [], "labels": ("happy", "sad")})(),
                     smoother=Scripted([[ev(0.0, 1, "face_appeared")], [ev(1.0, 1, "expression", "happy")],
                                        [ev(2.0, 1, "expression", "sad"), ev(2.0, 2, "expression", "happy")],
                                        [ev(3.0, 2, "face_lost")]]),
