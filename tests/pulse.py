@@ -30,6 +30,20 @@ SINK = "fa_test"
 RATE = 48000
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """Terminate a server this test started (kill it after 5 s) and close its stderr pipe."""
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+    if proc.stderr:
+        proc.stderr.close()
+
+
 @dataclass
 class PulseServer:
     """A PulseAudio daemon this process started (or found), with the env to reach it."""
@@ -81,16 +95,7 @@ class PulseServer:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        if proc.stderr:
-            proc.stderr.close()
+        stop_process(proc)
 
     def discard(self) -> None:
         """Stop it and delete its temp folders (only for a server this process started)."""

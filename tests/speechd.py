@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from pulse import PulseServer
+from pulse import PulseServer, stop_process
 
 
 def missing() -> str | None:
@@ -81,16 +81,7 @@ class SpeechDispatcher:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        if proc.stderr:
-            proc.stderr.close()
+        stop_process(proc)
 
     def discard(self) -> None:
         self.stop()

@@ -192,9 +192,11 @@ def test_cue_waits_for_the_screen_reader_and_never_cuts_its_sentence(at_speechd:
     finally:
         out.close()
         reader.close()
-    # The sentence was not cut: it ended normally and took as long as it does alone.
+    # The sentence was not cut: it ended normally and took at least as long as it does alone
+    # (a cut one is shorter). Longer is a slow sound server, not a cut: a CI run on this 2-core
+    # machine measured 7.77 s against 6.57 s alone with the sentence ending normally.
     assert kind == "end"
-    assert ended - begun == pytest.approx(alone, rel=0.15)
+    assert 0.85 * alone <= ended - begun <= 1.5 * alone
     # The recording has the sentence all through (no gap where a cue cut in) ...
     assert voiced_s(rec, begun + 0.2, ended - 0.3) > 0.6 * (ended - begun - 0.5)
     # ... and the cue after it: it waited for the screen reader and then was said.
