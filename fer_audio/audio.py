@@ -70,6 +70,8 @@ class CueLike(Protocol):
     def gain_db(self) -> float: ...
     @property
     def pan(self) -> float: ...
+    @property
+    def track(self) -> int: ...  # whose cue: a withdrawn person's queued speech is dropped by it
 
 
 class AudioOut:
@@ -263,7 +265,7 @@ class AudioOut:
         earcon = self._earcon_for(cue.key, cue.earcon) if cue.mode == "both" else None
         voices = [Voice(earcon, float(cue.gain_db), float(cue.pan), 0)] if earcon is not None else []
         delay = self.length_s(voices) + WORD_GAP_S if voices else 0.0
-        if not d.speak(text, tag=(int(getattr(cue, "track", -1)), cue.key), delay_s=delay):
+        if not d.speak(text, tag=(cue.track, cue.key), delay_s=delay):
             return False
         self._submit(voices, t)
         self._played += 0 if voices else 1

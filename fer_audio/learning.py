@@ -36,6 +36,7 @@ class LearningItem:
     mode: str = "both"
     gain_db: float = 0.0
     pan: float = 0.0
+    track: int = -1  # no person: withdrawing someone's cues never touches the learning sequence
 
 
 def learning_sequence(audio_cfg: AudioConfig, speech_cfg: SpeechConfig, cues: Mapping[str, CueConfig],

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from fer_audio.emotion import load_model
 from fer_audio.preprocess import face_to_input
 from fer_audio.types import Box
 from training import data as fer_data
+from training.card import command_line, update_card
 
 MARGINS = (-0.15, -0.1, -0.05, 0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
 
@@ -112,15 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"chosen on {args.tune}: margin {best_margin}; gap on {args.report}: "
           f"{100 * gap_before:.2f} points at margin {model.card.crop_margin} → {100 * gap_after:.2f} at {best_margin}")
     if args.write_card:
-        card = json.loads(args.card.read_text())
-        card["crop_study"] = {
+        update_card(args.card, crop_study={
             **out, "previous_margin": model.card.crop_margin, "chosen_margin": best_margin,
             "chosen_on": args.tune, "gap_points_before": 100 * gap_before, "gap_points_after": 100 * gap_after,
             "date": dt.date.today().isoformat(),
-            "command": "python -m training.crop_gap " + " ".join(argv if argv is not None else sys.argv[1:]),
-        }
-        card["crop_margin"] = best_margin
-        args.card.write_text(json.dumps(card, indent=2) + "\n")
+            "command": command_line("training.crop_gap", argv),
+        }, crop_margin=best_margin)
         print(f"crop margin {best_margin} written to {args.card}")
     return 0
 

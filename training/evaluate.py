@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import numpy as np
 
 from training import data as fer_data
 from training import metrics
+from training.card import command_line, read_card, write_card
 
 
 def load_logits_fn(model: Path, threads: int = 2) -> tuple[Any, float, Path | None]:
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     r = report(logits, ds.labels.astype(np.int64), temperature, ds.ferplus_votes)
     split_name = fer_data.USAGES[fer_data.SPLIT_CODES[args.split]]
     print(format_report(f"{args.model} on {split_name}", r))
-    command = "python -m training.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = command_line("training.evaluate", argv)
     r.update({"split": split_name, "date": dt.date.today().isoformat(), "command": command,
               "temperature": temperature})
     if args.json:
@@ -137,9 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_card:
         if card_path is None:
             raise SystemExit("--write-card needs --model to be a card.json")
-        card = json.loads(card_path.read_text())
+        card = read_card(card_path)
         card.setdefault("metrics", {})[args.split] = r
-        card_path.write_text(json.dumps(card, indent=2) + "\n")
+        write_card(card_path, card)
         print(f"metrics written to {card_path}")
     return 0
 

@@ -15,7 +15,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from training import data as fer_data  # noqa: E402
 from training import metrics  # noqa: E402
+from training.card import command_line, read_card, write_card  # noqa: E402
 from training.evaluate import predict_logits, report  # noqa: E402
 
 PROTOCOL = (
@@ -233,19 +233,18 @@ def main(argv: list[str] | None = None) -> int:
             "variants": variants, "shipped": "float32",
         },
         "metrics": {"public": {**pub, "date": dt.date.today().isoformat(),
-                               "command": "python -m training.export " + " ".join(
-                                   argv if argv is not None else sys.argv[1:])}},
+                               "command": command_line("training.export", argv)}},
         "exported": dt.date.today().isoformat(),
     }
     old = args.out / "card.json"
     if old.exists():
-        prev = json.loads(old.read_text())
+        prev = read_card(old)
         # The crop study measured a particular network: keep it only for the same weights.
         same = prev.get("files", {}).get("tflite", {}).get("sha256") == card["files"]["tflite"]["sha256"]
         if "crop_study" in prev and same:
             card["crop_study"] = prev["crop_study"]
             card["crop_margin"] = prev["crop_margin"]
-    old.write_text(json.dumps(card, indent=2) + "\n")
+    write_card(old, card)
     csvs = [r / "history.csv" for r in [*args.prior_run, args.run]]
     if all(c.exists() for c in csvs):
         h, restarts = join_histories(csvs)

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ from fer_audio.detection import make_detector
 from fer_audio.emotion import EmotionModel, load_model
 from fer_audio.preprocess import face_to_input
 from training import data as fer_data
+from training.card import command_line, update_card
 from training.crop_gap import place
 
 Face = np.ndarray  # uint8 (48, 48)
@@ -162,11 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"real-photo probe: {100 * real['accuracy']:.2f}% of {real['n']}; recall "
               + ", ".join(f"{k} {100 * v:.1f}%" for k, v in real["recall"].items()), flush=True)
     result.update(date=dt.date.today().isoformat(),
-                  command="python -m training.robustness " + " ".join(argv if argv is not None else sys.argv[1:]))
+                  command=command_line("training.robustness", argv))
     if args.write_card:
-        card = json.loads(args.model.read_text())
-        card["robustness"] = result
-        args.model.write_text(json.dumps(card, indent=2) + "\n")
+        update_card(args.model, robustness=result)
         print(f"robustness written to {args.model}")
     return 0
 

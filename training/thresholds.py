@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+
+from training.card import command_line, update_card
 
 GRID = np.round(np.arange(0.30, 0.951, 0.01), 2)
 DEFAULT_PRECISION = 0.70
@@ -127,8 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(choices, probs, y, default, args.precision))
     if args.write_card:
         assert card_path is not None
-        card: dict[str, Any] = json.loads(card_path.read_text())
-        card["thresholds"] = {
+        update_card(card_path, thresholds={
             "enter": {c.label: c.enter for c in choices},
             "target_precision": args.precision,
             "chosen_on": split_name,
@@ -137,9 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"threshold cueing at least {args.min_support} faces; else the threshold of the best precision",
             "per_class": {c.label: {k: v for k, v in asdict(c).items() if k != "label"} for c in choices},
             "date": dt.date.today().isoformat(),
-            "command": "python -m training.thresholds " + " ".join(argv if argv is not None else sys.argv[1:]),
-        }
-        card_path.write_text(json.dumps(card, indent=2) + "\n")
+            "command": command_line("training.thresholds", argv),
+        })
         print(f"thresholds written to {card_path}")
     return 0
 

@@ -1,0 +1,50 @@
+"""The model card (models/card.json) as the training tools read and write it.
+
+Every tool that measures the shipped model (crop study, thresholds, robustness,
+evaluation, export) stores its result in the card with the date and the command
+that produced it. They share this module so that the card is always written the
+same way: whole or not at all (a crash halfway through a write must not leave a
+truncated card that the service then refuses to load).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def command_line(module: str, argv: Sequence[str] | None = None) -> str:
+    """How the result was made, as a reader would type it: ``python -m <module> <args>``."""
+    args = list(argv) if argv is not None else sys.argv[1:]
+    return " ".join(["python -m", module, *args])
+
+
+def read_card(path: Path) -> dict[str, Any]:
+    card: dict[str, Any] = json.loads(Path(path).read_text())
+    return card
+
+
+def write_card(path: Path, card: dict[str, Any]) -> None:
+    """Write ``card`` to ``path`` atomically: a temporary file in the same folder, then a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=".card-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(card, indent=2) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def update_card(path: Path, **sections: Any) -> dict[str, Any]:
+    """Set top-level ``sections`` of the card at ``path``, keep everything else; returns the new card."""
+    card = read_card(path)
+    card.update(sections)
+    write_card(path, card)
+    return card
