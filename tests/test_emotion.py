@@ -60,8 +60,17 @@ def test_keras_and_tflite_agree(model, sample_faces) -> None:  # type: ignore[no
     x = images[..., None].astype(np.float32)
     keras_model = load_model(ModelConfig(backend="keras"))
     a, b = model.predict_batch(x), keras_model.predict_batch(x)
-    assert (a.argmax(1) == b.argmax(1)).all()
-    np.testing.assert_allclose(a, b, atol=1e-3)
+    export = load_card(DEFAULT_CARD).raw["export"]
+    if export.get("shipped", "float32") == "float32":
+        assert (a.argmax(1) == b.argmax(1)).all()
+        np.testing.assert_allclose(a, b, atol=1e-3)
+    else:
+        # A quantised file is an approximation: it must agree with the trained model about as
+        # well here as the export measured on all of PublicTest, and never be far off in probability.
+        measured = export["variants"][export["shipped"]]["top1_agreement_with_keras_on_public"]
+        agree = float((a.argmax(1) == b.argmax(1)).mean())
+        assert agree >= min(measured, 1.0) - 0.05, f"top-1 agreement {agree:.3f} vs {measured:.3f} on PublicTest"
+        assert float(np.abs(a - b).sum(axis=1).max()) / 2 < 0.35
 
 
 def test_crop_of_a_face_in_a_frame_matches_the_face(sample_faces) -> None:  # type: ignore[no-untyped-def]
