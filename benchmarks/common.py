@@ -60,6 +60,12 @@ def bench_config(uri: Path | str, *, max_fps: float = 15.0, output: str = "silen
     every = os.environ.get("BENCH_DETECT_EVERY", "")
     if every:
         update["detector"] = cfg.detector.model_copy(update={"detect_every": int(every)})
+    # BENCH_THREADS=2 runs it with two model and OpenCV threads (model.threads, detector.threads).
+    threads = os.environ.get("BENCH_THREADS", "")
+    if threads:
+        det = update.get("detector", cfg.detector)
+        update["detector"] = det.model_copy(update={"threads": int(threads)})
+        update["model"] = cfg.model.model_copy(update={"threads": int(threads)})
     if smoothing:
         update["smoothing"] = cfg.smoothing.model_copy(update=smoothing)
     out = cfg.model_copy(update=update)
@@ -69,23 +75,38 @@ def bench_config(uri: Path | str, *, max_fps: float = 15.0, output: str = "silen
 
 # -- machine state ------------------------------------------------------------------------
 
-def busy_processes(min_cpu: float = 20.0) -> list[str]:
-    """Other processes using the CPU right now (a training run distorts every timing)."""
-    import subprocess
+def _cpu_ticks() -> dict[int, tuple[int, str]]:
+    """utime + stime (clock ticks) and the command line of every process, from /proc."""
+    ticks: dict[int, tuple[int, str]] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            args = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except (OSError, ValueError):
+            continue
+        ticks[int(d.name)] = (int(fields[11]) + int(fields[12]), args or stat[stat.index("(") + 1:stat.rindex(")")])
+    return ticks
 
-    try:
-        out = subprocess.run(["ps", "-eo", "pid,pcpu,args", "--sort=-pcpu"], capture_output=True, text=True,
-                             timeout=5).stdout.splitlines()[1:]
-    except (OSError, subprocess.SubprocessError):
-        return []
+
+def busy_processes(min_cpu: float = 20.0, window_s: float = 1.0) -> list[str]:
+    """Other processes using the CPU right now (a training run distorts every timing).
+
+    Sampled over ``window_s``: ps's %CPU is an average over a process's whole life, so a
+    training run paused with SIGSTOP would still look busy there, and one just started idle.
+    """
+    before = _cpu_ticks()
+    time.sleep(window_s)
+    after = _cpu_ticks()
+    hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     me = os.getpid()
     busy = []
-    for line in out:
-        parts = line.split(None, 2)
-        if len(parts) < 3:
-            continue
-        pid, cpu, args = int(parts[0]), float(parts[1]), parts[2]
-        if pid != me and cpu >= min_cpu and "ps -eo" not in args:
+    for pid, (t1, args) in sorted(after.items(), key=lambda kv: -(kv[1][0] - before.get(kv[0], (kv[1][0], ""))[0])):
+        t0 = before.get(pid, (t1, ""))[0]
+        cpu = 100.0 * (t1 - t0) / hz / window_s
+        if pid != me and cpu >= min_cpu:
             busy.append(f"{pid} {cpu:.0f}% {args[:80]}")
     return busy
 

@@ -18,10 +18,10 @@ if [ "${SMOKE:-0}" = 1 ]; then
     FER_AUDIO_BENCH_RESULTS=${FER_AUDIO_BENCH_RESULTS:-$(mktemp -d /tmp/fer-audio-bench-smoke-XXXXXX)}
     export FER_AUDIO_BENCH_RESULTS
     stages_args="--min-s 0.1"; throughput_args="--rounds 1 --seconds 1"; clip_args="--seconds 8"
-    profile_args="--seconds 3"; startup_args="--starts 1 --minutes 0.1 --interval 3"
+    profile_args="--seconds 3"; startup_args="--starts 1 --minutes 0.1 --interval 3"; cpu_args="--seconds 2"
 else
     stages_args=""; throughput_args="--rounds 3"; clip_args=""
-    profile_args=""; startup_args="--starts 5 --minutes $memory_minutes"
+    profile_args=""; startup_args="--starts 5 --minutes $memory_minutes"; cpu_args="--detect-every 1,3 --threads 1,2"
 fi
 results=${FER_AUDIO_BENCH_RESULTS:-benchmarks/results}
 mkdir -p "$results"
@@ -54,6 +54,10 @@ step benchmarks/latency.py --rates 15,30 $clip_args
 step benchmarks/steadiness.py $clip_args
 # shellcheck disable=SC2086
 step benchmarks/tradeoff.py $clip_args
+# shellcheck disable=SC2086
+step benchmarks/cue_precision.py $clip_args
+# shellcheck disable=SC2086
+step benchmarks/cpu_load.py $cpu_args
 # shellcheck disable=SC2086
 step benchmarks/profile_pipeline.py $profile_args
 # shellcheck disable=SC2086

@@ -159,7 +159,14 @@ class HaarDetector:
 
 
 def make_detector(cfg: DetectorConfig) -> FaceDetector:
-    """The detector ``cfg.backend`` names; DetectorError when it cannot be built."""
+    """The detector ``cfg.backend`` names; DetectorError when it cannot be built.
+
+    Also sets OpenCV's thread count (``cfg.threads``), which is process-wide: at 15 fps
+    a second thread's hand-offs cost more CPU in all than they save
+    (benchmarks/cpu_load.py).
+    """
+    if cfg.threads > 0:
+        cv2.setNumThreads(cfg.threads)
     if cfg.backend == "haar":
         return HaarDetector(cfg)
     return YuNetDetector(cfg)

@@ -250,3 +250,18 @@ def test_turned_face_is_levelled_before_cropping(yunet: FaceDetector, angle: flo
 
     # measured: -20° 0.42 against 0.30 as is; 15° 0.40 against 0.33
     assert corr(levelled, reference) > corr(as_is, reference) + 0.05
+
+
+def test_the_detector_sets_opencvs_thread_count() -> None:
+    import cv2
+
+    before = cv2.getNumThreads()
+    try:
+        make_detector(DetectorConfig(threads=1))
+        assert cv2.getNumThreads() == 1
+        make_detector(DetectorConfig(threads=2))
+        assert cv2.getNumThreads() == 2
+        make_detector(DetectorConfig(threads=0))  # 0: left as it is
+        assert cv2.getNumThreads() == 2
+    finally:
+        cv2.setNumThreads(before)
