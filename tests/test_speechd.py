@@ -139,10 +139,11 @@ def speech_cue(text: str = "smiling", track: int = 1, key: str = "happy") -> Fak
     return FakeCue(key, "speech", None, text, track=track)
 
 
-def player(engine: str = "speech-dispatcher", **kw: object) -> AudioOut:
+def player(engine: str = "speech-dispatcher", max_wait_s: float | None = None, **kw: object) -> AudioOut:
     cfg = Config()
     audio = AudioConfig(output="device", device="pulse", master_db=-6.0)
-    return AudioOut(audio, SpeechConfig(engine=engine), cfg.cues, tts=RecordingTts(), **kw)  # type: ignore[arg-type]
+    speech = SpeechConfig(engine=engine, **({"max_wait_s": max_wait_s} if max_wait_s is not None else {}))
+    return AudioOut(audio, speech, cfg.cues, tts=RecordingTts(), **kw)  # type: ignore[arg-type]
 
 
 def wait_for(check: object, timeout: float, what: str) -> None:
@@ -177,7 +178,9 @@ def test_cue_waits_for_the_screen_reader_and_never_cuts_its_sentence(at_speechd:
     reader = ScreenReader(at_speechd)
     alone = reader.say_alone(SENTENCE)
     assert alone > 3.0  # long enough that a cue arrives in the middle of it
-    out = player()
+    # The word must outlast the sentence it waits behind, however slow the sound server is today
+    # (a whole-file run measured the 6.6 s sentence at 9.8 s, and the default 8 s expired the word).
+    out = player(max_wait_s=30.0)
     assert out.status().speech_engine == "speech-dispatcher"
     try:
         with Recorder(at_speechd.pulse) as rec:
@@ -187,16 +190,23 @@ def test_cue_waits_for_the_screen_reader_and_never_cuts_its_sentence(at_speechd:
             assert out.play(speech_cue(), 0.0)
             kind, ended = reader.wait(msg_id, ("end", "cancel"))
             assert out.dispatcher is not None
-            wait_for(lambda: out.dispatcher.stats.spoken == 1, 10.0, "the cue was not spoken")  # type: ignore[union-attr]
+            deadline = time.monotonic() + 10.0
+            while out.dispatcher.stats.spoken != 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert out.dispatcher.stats.spoken == 1, (
+                f"the cue was not spoken within 10 s: {out.dispatcher.stats}; the sentence: {kind} after "
+                f"{ended - begun:.2f} s (alone {alone:.2f} s)")
             time.sleep(0.3)
     finally:
         out.close()
         reader.close()
     # The sentence was not cut: it ended normally and took at least as long as it does alone
     # (a cut one is shorter). Longer is a slow sound server, not a cut: a CI run on this 2-core
-    # machine measured 7.77 s against 6.57 s alone with the sentence ending normally.
+    # machine measured 7.77 s against 6.57 s alone with the sentence ending normally, and on
+    # 2026-12-01 whole-file runs on a quiet machine measured up to 9.7 s against 6.3 s (1.54x):
+    # the null sink's pace varies while a second stream is open. Twice as long means stuck.
     assert kind == "end"
-    assert 0.85 * alone <= ended - begun <= 1.5 * alone
+    assert 0.85 * alone <= ended - begun <= 2.0 * alone
     # The recording has the sentence all through (no gap where a cue cut in) ...
     assert voiced_s(rec, begun + 0.2, ended - 0.3) > 0.6 * (ended - begun - 0.5)
     # ... and the cue after it: it waited for the screen reader and then was said.
@@ -470,6 +480,8 @@ def test_the_service_speaks_through_speech_dispatcher_after_the_screen_reader(
     assert cued_at < ends[-1][1]  # the cue was played while the screen reader was still reading
     for (kind, ended), (_, begun) in zip(ends, begins, strict=True):
         assert kind == "end"
-        assert ended - begun == pytest.approx(alone, rel=0.15)
+        # Never shorter than alone (not cut); longer when the starting service shares the CPU with
+        # the synthesiser (make test measured 7.31 s against 6.24 s alone, ending normally).
+        assert 0.85 * alone <= ended - begun <= 2.0 * alone
     assert word_at is not None, "the cue was never heard after the screen reader"
     assert 0.1 < voiced_s(rec, word_at, word_at + 1.5) < 1.2  # "face": one short word
