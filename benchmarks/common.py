@@ -102,13 +102,12 @@ def busy_processes(min_cpu: float = 20.0, window_s: float = 1.0) -> list[str]:
     after = _cpu_ticks()
     hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     me = os.getpid()
-    busy = []
-    for pid, (t1, args) in sorted(after.items(), key=lambda kv: -(kv[1][0] - before.get(kv[0], (kv[1][0], ""))[0])):
-        t0 = before.get(pid, (t1, ""))[0]
-        cpu = 100.0 * (t1 - t0) / hz / window_s
+    busy: list[tuple[float, str]] = []
+    for pid, (t1, args) in after.items():
+        cpu = 100.0 * (t1 - before.get(pid, (t1, ""))[0]) / hz / window_s
         if pid != me and cpu >= min_cpu:
-            busy.append(f"{pid} {cpu:.0f}% {args[:80]}")
-    return busy
+            busy.append((cpu, f"{pid} {cpu:.0f}% {args[:80]}"))
+    return [line for _, line in sorted(busy, reverse=True)]
 
 
 def machine() -> dict[str, Any]:

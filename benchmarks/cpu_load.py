@@ -34,8 +34,8 @@ def measure(name: str, seconds: float, fps: float, every: int, tmp: Path, thread
     from fer_audio.runner import Run as PipelineRun
 
     base = Config()
-    base = base.model_copy(update={"detector": base.detector.model_copy(update={"detect_every": every})})
-    base = base.model_copy(update={"detector": base.detector.model_copy(update={"threads": threads}),
+    base = base.model_copy(update={"detector": base.detector.model_copy(update={"detect_every": every,
+                                                                                "threads": threads}),
                                    "model": base.model.model_copy(update={"threads": threads})})
     cfg = bench_config(clip(name), max_fps=fps, output="wav", wav_path=tmp / f"{name}-{every}.wav",
                        base=base, loop=True)
