@@ -47,7 +47,8 @@ def test_everything_the_default_config_opens_is_shipped() -> None:
 
 def test_training_leftovers_stay_out_of_the_wheel() -> None:
     names = {p.name for p in _shipped()}
-    assert "fer_resnet.tflite" in names
+    card = json.loads(Config().model.card.read_text())
+    assert card["files"]["tflite"]["path"] in names
     assert not {n for n in names if n.endswith((".keras", ".png", ".csv", ".py"))}
 
 

@@ -2,12 +2,15 @@
 # Ship a training run as the product's model, every step that the card and README need, in order.
 #
 #   training/ship.sh RUN_DIR NAME [FER2013_NPZ]      e.g. training/ship.sh ~/fer-audio-runs/resnet18h_e120 fer_resnet18h
+#   SHIP=float32 training/ship.sh ...                 which .tflite ships (training.export --ship; default auto)
 #
-# Only when the run's best checkpoint beats the shipped model on PublicTest (the export prints
-# it; this script stops if it does not). Steps: export (calibration, .tflite, int8 when it costs
-# at most 0.5 points), crop study (margin chosen on PublicTest), per-expression thresholds,
-# robustness and the real-photo probe, and last the one PrivateTest read for this model. The old
-# model's files are removed from models/ only after all of that succeeded. Then: edit
+# Only when the model that will run beats the shipped one on PublicTest: the run's best float
+# checkpoint is checked first, and after the export the shipped .tflite variant's own PublicTest
+# accuracy (an int8 file can lose what the float network gained). Steps: export (calibration,
+# .tflite, int8 when it costs at most 0.5 points), crop study (margin chosen on PublicTest),
+# per-expression thresholds, robustness and the real-photo probe, and last the one PrivateTest
+# read for this model. models/ is copied first and put back whole if any step fails or the new
+# model does not beat the old, so a failed ship leaves nothing half-changed. Then: edit
 # models/MODEL_CARD.md and the README's tables from card.json, re-run benchmarks/tradeoff.py and
 # benchmarks/cue_precision.py, `make test`.
 set -eu
@@ -16,11 +19,21 @@ name=$2
 data=${3:-../shared/data/fer2013.npz}
 real=${REAL:-$(dirname "$data")/realfaces96.npz}
 py=${PYTHON:-.venv/bin/python}
+ship=${SHIP:-auto}
 
-old_public=$($py -c "import json; print(json.load(open('models/card.json'))['metrics']['public']['accuracy'])")
+# The PublicTest accuracy of what runs: the shipped .tflite variant's, or the float network's for a
+# card from before variants were measured.
+shipped_public() {
+    $py -c "
+import json
+c = json.load(open('$1'))
+e = c.get('export', {})
+v = e.get('variants', {}).get(e.get('shipped', ''), {})
+print(v.get('public_accuracy', c['metrics']['public']['accuracy']))"
+}
+old_public=$(shipped_public models/card.json)
 old_name=$($py -c "import json; print(json.load(open('models/card.json'))['name'])")
 new_public=$($py -c "
-import json, sys
 h = [l.split(',') for l in open('$run/history.csv').read().splitlines()]
 col = h[0].index('val_accuracy')
 print(max(float(r[col]) for r in h[1:]))")
@@ -29,10 +42,22 @@ $py -c "import sys; sys.exit(0 if $new_public > $old_public else 1)" || {
     exit 1
 }
 backup=$(mktemp -d)
-cp -p models/card.json "$backup/"
-trap 'echo "ship.sh: failed; the previous card is in $backup" >&2' EXIT
+cp -a models "$backup/models"
+restore() {
+    rm -rf models && cp -a "$backup/models" models && rm -r "$backup"
+    echo "ship.sh: models/ restored to $old_name" >&2
+}
+trap 'echo "ship.sh: a step failed" >&2; restore' EXIT
 
-$py -m training.export --run "$run" --data "$data" --out models --name "$name"
+$py -m training.export --run "$run" --data "$data" --out models --name "$name" --ship "$ship"
+shipped_new=$(shipped_public models/card.json)
+variant=$($py -c "import json; print(json.load(open('models/card.json'))['export']['shipped'])")
+$py -c "import sys; sys.exit(0 if $shipped_new > $old_public else 1)" || {
+    echo "ship.sh: the $variant .tflite scores $shipped_new on PublicTest, not above the shipped $old_name ($old_public); try SHIP=float32 or a later epoch" >&2
+    trap - EXIT
+    restore
+    exit 1
+}
 $py -m training.crop_gap --data "$data" --write-card
 $py -m training.thresholds --model models/card.json --data "$data" --write-card
 if [ -f "$real" ]; then
@@ -47,4 +72,4 @@ if [ "$old_name" != "$name" ]; then
 fi
 trap - EXIT
 rm -r "$backup"
-echo "ship.sh: $name shipped; now edit models/MODEL_CARD.md and README.md from models/card.json"
+echo "ship.sh: $name shipped ($variant .tflite, PublicTest $shipped_new over $old_public); now edit models/MODEL_CARD.md and README.md from models/card.json"

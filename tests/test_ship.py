@@ -1,0 +1,99 @@
+"""training/ship.sh's guards: a model ships only when what will run beats the shipped model on
+PublicTest, and a refused or failed ship leaves models/ exactly as it was.
+
+The export itself needs the full dataset; here a stand-in for ``python -m training.export``
+writes the card an export would write, so the script's own decisions are what is tested.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIP = ROOT / "training" / "ship.sh"
+
+OLD_CARD = {
+    "name": "fer_old",
+    "metrics": {"public": {"accuracy": 0.647}},
+    "export": {"shipped": "float32", "variants": {"float32": {"public_accuracy": 0.647}}},
+}
+
+# Runs every python command the script makes with the real interpreter, except the export,
+# which writes a card whose shipped variant scores $FAKE_SHIPPED_PUBLIC and a new .tflite.
+STAND_IN = """#!/bin/sh
+if [ "$1" = "-m" ] && [ "$2" = "training.export" ]; then
+    echo "export $*" >> export_calls.txt
+    echo new > models/fer_new.tflite
+    exec {python} -c "
+import json, os
+c = {{'name': 'fer_new', 'metrics': {{'public': {{'accuracy': 0.66}}}},
+      'export': {{'shipped': os.environ['SHIP'] if os.environ.get('SHIP', 'auto') != 'auto' else 'int8',
+                 'variants': {{'int8': {{'public_accuracy': float(os.environ['FAKE_SHIPPED_PUBLIC'])}},
+                              'float32': {{'public_accuracy': 0.66}}}}}}}}
+json.dump(c, open('models/card.json', 'w'))"
+fi
+if [ "$1" = "-m" ]; then
+    echo "ship.sh stand-in: stop after export ($2)" >&2
+    exit 3
+fi
+exec {python} "$@"
+"""
+
+
+def _setup(tmp_path: Path, best_public: float) -> dict[str, str]:
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "card.json").write_text(json.dumps(OLD_CARD))
+    (models / "fer_old.tflite").write_text("old")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "history.csv").write_text(f"epoch,val_accuracy\n0,0.5\n1,{best_public}\n")
+    py = tmp_path / "py"
+    py.write_text(STAND_IN.format(python=sys.executable))
+    py.chmod(0o755)
+    return {**os.environ, "PYTHON": str(py)}
+
+
+def _ship(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["sh", str(SHIP), "run", "fer_new", "fer2013.npz"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def _models(tmp_path: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted((tmp_path / "models").iterdir())}
+
+
+def test_a_run_that_does_not_beat_the_shipped_model_is_refused_before_export(tmp_path: Path) -> None:
+    env = _setup(tmp_path, best_public=0.647)
+    before = _models(tmp_path)
+    r = _ship(tmp_path, env)
+    assert r.returncode == 1
+    assert "does not beat the shipped fer_old (0.647)" in r.stderr
+    assert not (tmp_path / "export_calls.txt").exists()
+    assert _models(tmp_path) == before
+
+
+def test_a_shipped_variant_below_the_old_model_restores_models(tmp_path: Path) -> None:
+    # The float network beats the old model, but the int8 file that would run does not.
+    env = {**_setup(tmp_path, best_public=0.6484), "FAKE_SHIPPED_PUBLIC": "0.6461"}
+    before = _models(tmp_path)
+    r = _ship(tmp_path, env)
+    assert r.returncode == 1, r.stderr
+    assert "the int8 .tflite scores 0.6461 on PublicTest, not above the shipped fer_old (0.647)" in r.stderr
+    assert "--ship auto" in (tmp_path / "export_calls.txt").read_text()
+    assert _models(tmp_path) == before  # fer_new.tflite gone, the old card back
+
+
+def test_ship_variant_is_passed_on_and_a_later_failure_restores_models(tmp_path: Path) -> None:
+    env = {**_setup(tmp_path, best_public=0.6484), "FAKE_SHIPPED_PUBLIC": "0.6484", "SHIP": "float32"}
+    before = _models(tmp_path)
+    r = _ship(tmp_path, env)
+    assert "--ship float32" in (tmp_path / "export_calls.txt").read_text()
+    # The variant check passed (0.66 float32 > 0.647); the stand-in then fails the crop study.
+    assert r.returncode == 3, r.stderr
+    assert "a step failed" in r.stderr and "models/ restored to fer_old" in r.stderr
+    assert _models(tmp_path) == before
