@@ -48,3 +48,21 @@ def update_card(path: Path, **sections: Any) -> dict[str, Any]:
     card.update(sections)
     write_card(path, card)
     return card
+
+
+def summary(card: dict[str, Any]) -> dict[str, Any]:
+    """The headline numbers of a shipped model, kept in its successor's card (``predecessors``)
+    so that the card and its tables can show before and after without the old files."""
+    m = card.get("metrics", {})
+    rob = card.get("robustness", {})
+    return {
+        "name": card.get("name"),
+        "exported": card.get("exported"),
+        "tflite_sha256": card.get("files", {}).get("tflite", {}).get("sha256"),
+        "public_accuracy": m.get("public", {}).get("accuracy"),
+        "private": {k: m["private"][k] for k in ("accuracy", "macro_f1", "ferplus_majority_accuracy",
+                                                 "per_class_recall") if k in m["private"]}
+        if "private" in m else None,
+        "robustness_as_is": {c: v["as is"] for c, v in rob.get("by_condition", {}).items() if "as is" in v},
+        "realfaces96": rob.get("realfaces96"),
+    }

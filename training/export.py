@@ -26,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from training import data as fer_data  # noqa: E402
 from training import metrics  # noqa: E402
 from training.card import command_line, read_card, write_card  # noqa: E402
+from training.card import summary as card_summary  # noqa: E402
 from training.evaluate import predict_logits, report  # noqa: E402
 
 PROTOCOL = (
@@ -268,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         if "crop_study" in prev and same:
             card["crop_study"] = prev["crop_study"]
             card["crop_margin"] = prev["crop_margin"]
+        # The models this one replaces, newest first: their headline numbers stay for before/after.
+        older = prev.get("predecessors", [])
+        card["predecessors"] = older if same else [card_summary(prev), *older][:5]
     write_card(old, card)
     csvs = [r / "history.csv" for r in [*args.prior_run, args.run]]
     if all(c.exists() for c in csvs):

@@ -1,0 +1,104 @@
+"""The model card's tables: made from card.json alone, and the committed pages match the committed card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from training import card_tables
+from training.card import summary
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "models" / "MODEL_CARD.md", ROOT / "README.md"]
+
+CARD = {
+    "name": "fer_new",
+    "labels": ["angry", "sad"],
+    "temperature": 0.9,
+    "files": {"tflite": {"path": "fer_new.tflite", "sha256": "b"}},
+    "training": {"arch": "resnet18h"},
+    "metrics": {
+        "public": {"accuracy": 0.661, "macro_f1": 0.6, "per_class_recall": {"angry": 0.7, "sad": 0.5},
+                   "command": "python -m training.export --run r --note a long story"},
+        "private": {"accuracy": 0.6789, "macro_f1": 0.65, "ferplus_majority_accuracy": 0.71,
+                    "per_class_recall": {"angry": 0.72, "sad": 0.55}, "date": "2026-12-01", "command": "python -m x"},
+    },
+    "export": {"shipped": "int8", "shipped_rule": "auto",
+               "variants": {"float32": {"public_accuracy": 0.661, "bytes": 11_000_000, "ms_per_face_batch1": 3.1},
+                            "int8": {"public_accuracy": 0.659, "bytes": 2_800_000, "ms_per_face_batch1": 0.96,
+                                     "top1_agreement_with_keras_on_public": 0.98}}},
+    "robustness": {"by_condition": {"clean": {"as is": 0.661, "CLAHE": 0.65, "equalised": 0.64},
+                                    "dark (gamma 3)": {"as is": 0.64, "CLAHE": 0.63, "equalised": 0.62}},
+                   "realfaces96": {"n": 10, "accuracy": 0.7, "recall": {"sad": 0.5}}},
+    "predecessors": [{"name": "fer_old", "public_accuracy": 0.647,
+                      "private": {"accuracy": 0.6587, "per_class_recall": {"sad": 0.473}},
+                      "robustness_as_is": {"clean": 0.647, "dark (gamma 3)": 0.6007},
+                      "realfaces96": {"accuracy": 0.5837}}],
+}
+
+
+def test_tables_show_the_card_numbers_with_before_and_after() -> None:
+    rob = card_tables.robustness(CARD)
+    assert rob.splitlines()[0] == ("| condition | **fer_new** | fer_new, equalised | fer_new, CLAHE | "
+                                   "fer_old (before) |")
+    assert "| dark (gamma 3) | **64.00%** | 62.00% | 63.00% | 60.07% |" in rob
+    assert "| real press photos (realfaces96, noisy labels) | **70.00%** |  |  | 58.37% |" in rob
+    summ = card_tables.summary(CARD)
+    assert "| PrivateTest accuracy (single model, no TTA) | **67.89%** | 65.87% |" in summ
+    assert "| recall fear / sad, PrivateTest | — / 55.0% | — / 47.3% |" in summ
+    assert "int8 `.tflite`, 2.8 MB, 0.96 ms" in summ
+    ex = card_tables.exports(CARD)
+    assert "| **int8 (shipped)** | 65.90% | 98.00% | 2.8 MB | 0.96 |" in ex
+    assert "a long story" not in ex  # the note stays in the card
+    assert "| recall: sad | 50.0% | 55.0% |" in card_tables.results(CARD)
+
+
+def test_render_replaces_only_between_markers() -> None:
+    page = "# Card\nkeep me\n<!-- card:thresholds -->\nold table\n<!-- /card:thresholds -->\nand me\n"
+    card = {"thresholds": {"per_class": {"sad": {"enter": 0.59, "precision": 0.702, "recall": 0.162}},
+                           "target_precision": 0.7, "chosen_on": "PublicTest"}}
+    out = card_tables.render_page(page, card)
+    assert out.startswith("# Card\nkeep me\n<!-- card:thresholds -->\n| expression |")
+    assert "| sad | 0.59 | 70.2% | 16.2% |" in out and "old table" not in out
+    assert out.endswith("<!-- /card:thresholds -->\nand me\n")
+    assert card_tables.render_page(out, card) == out
+
+
+@pytest.mark.parametrize(("page", "message"), [
+    ("a\n<!-- card:thresholds -->\nx\n", "p.md:2: <!-- card:thresholds --> has no <!-- /card:thresholds -->"),
+    ("<!-- card:nonsense -->\n<!-- /card:nonsense -->\n", "p.md:1: unknown card table 'nonsense'"),
+])
+def test_bad_markers_are_named_with_file_and_line(page: str, message: str) -> None:
+    with pytest.raises(card_tables.PageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        card_tables.render_page(page, {}, "p.md")
+
+
+def test_check_fails_on_a_stale_page_and_update_mends_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps(CARD))
+    page = tmp_path / "p.md"
+    page.write_text("<!-- card:summary -->\nstale\n<!-- /card:summary -->\n")
+    assert card_tables.main([str(page), "--card", str(card), "--check"]) == 1
+    assert "p.md: stale" in capsys.readouterr().err
+    assert card_tables.main([str(page), "--card", str(card), "--update"]) == 0
+    assert card_tables.main([str(page), "--card", str(card), "--check"]) == 0
+    assert "**67.89%**" in page.read_text()
+
+
+def test_committed_pages_match_the_committed_card() -> None:
+    card = json.loads((ROOT / "models" / "card.json").read_text())
+    marked = [p for p in PAGES if "<!-- card:" in p.read_text()]
+    assert ROOT / "models" / "MODEL_CARD.md" in marked
+    for page in marked:
+        assert card_tables.render_page(page.read_text(), card, str(page)) == page.read_text(), (
+            f"{page.name} is stale: python -m training.card_tables --update models/MODEL_CARD.md README.md")
+
+
+def test_summary_keeps_what_before_and_after_need() -> None:
+    s = summary({**CARD, "files": {"tflite": {"sha256": "b"}}})
+    assert s["name"] == "fer_new" and s["public_accuracy"] == 0.661 and s["tflite_sha256"] == "b"
+    assert s["private"]["accuracy"] == 0.6789
+    assert s["robustness_as_is"] == {"clean": 0.661, "dark (gamma 3)": 0.64}
+    assert summary({"name": "x"})["private"] is None

@@ -1,0 +1,248 @@
+"""The model card's numbers as markdown tables, so MODEL_CARD.md and the README say what card.json says.
+
+    python -m training.card_tables --update models/MODEL_CARD.md README.md
+    python -m training.card_tables --check models/MODEL_CARD.md README.md   # exit 1 if a table is stale
+
+A page opts in with a pair of markers around each table it shows:
+
+    <!-- card:results -->
+    (made by this module; edits between the markers are overwritten)
+    <!-- /card:results -->
+
+Tables: results, exports, crop, robustness, thresholds, summary. Each is made from the card
+alone (rendering is pure), so a test can check that the committed pages match the committed
+card, and a newly shipped model's pages are one command away from right.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from training.card import read_card
+
+Card = dict[str, Any]
+
+
+def pct(x: float | None, digits: int = 2) -> str:
+    return "—" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def cmd(command: str | None) -> str:
+    """A command as shown: a free-text ``--note`` is in the card, not repeated in the table."""
+    return "—" if not command else command.split(" --note ")[0]
+
+
+def _row(*cells: object) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _shipped_variant(card: Card) -> tuple[str, dict[str, Any]]:
+    e = card.get("export", {})
+    name = e.get("shipped", "float32")
+    return name, e.get("variants", {}).get(name, {})
+
+
+def results(card: Card) -> str:
+    """Accuracy, macro-F1, FER+, calibration and recall per class on both test splits."""
+    m = card.get("metrics", {})
+    pub, priv = m.get("public", {}), m.get("private", {})
+    out = [_row("measure", "PublicTest (chose the model)", "PrivateTest (read once)"), "|---|---:|---:|",
+           _row("accuracy (single model, no test-time augmentation)", pct(pub.get("accuracy")),
+                f"**{pct(priv.get('accuracy'))}**"),
+           _row("macro-F1", pct(pub.get("macro_f1")), pct(priv.get("macro_f1"))),
+           _row("accuracy against the FER+ majority label", pct(pub.get("ferplus_majority_accuracy")),
+                pct(priv.get("ferplus_majority_accuracy"))),
+           _row("expected calibration error, raw → scaled",
+                f"{pct(pub.get('ece_uncalibrated'))} → {pct(pub.get('ece'))}",
+                f"{pct(priv.get('ece_uncalibrated'))} → {pct(priv.get('ece'))}")]
+    for label in card.get("labels", []):
+        out.append(_row(f"recall: {label}", pct(pub.get("per_class_recall", {}).get(label), 1),
+                        pct(priv.get("per_class_recall", {}).get(label), 1)))
+    variant, v = _shipped_variant(card)
+    out.append("")
+    out.append(f"Temperature T = {card.get('temperature')} (fitted on PublicTest). Shipped file: "
+               f"`{card.get('files', {}).get('tflite', {}).get('path')}` ({variant}), "
+               f"{v.get('ms_per_face_batch1', float('nan')):.2f} ms per face through LiteRT at batch 1. "
+               f"PrivateTest read {priv.get('date', '—')} by `{cmd(priv.get('command'))}`.")
+    return "\n".join(out)
+
+
+def exports(card: Card) -> str:
+    """Each .tflite variant the export measured; the shipped one in bold."""
+    e = card.get("export", {})
+    out = [_row("variant", "PublicTest", "top-1 agreement with the trained model", "size", "ms per face"),
+           "|---|---:|---:|---:|---:|"]
+    for name, v in e.get("variants", {}).items():
+        shown = f"**{name} (shipped)**" if name == e.get("shipped") else name
+        agree = v.get("top1_agreement_with_keras_on_public")
+        out.append(_row(shown, pct(v.get("public_accuracy")), pct(agree) if agree is not None else "—",
+                        f"{v.get('bytes', 0) / 1e6:.1f} MB", f"{v.get('ms_per_face_batch1', float('nan')):.2f}"))
+    out.append("")
+    made_by = cmd(card.get("metrics", {}).get("public", {}).get("command"))
+    out.append(f"Rule: {e.get('shipped_rule', '—')}. Measured by `{made_by}`; "
+               "ms per face at batch 1, 2 threads, on the machine that exported it.")
+    return "\n".join(out)
+
+
+def crop(card: Card) -> str:
+    """The runtime path (YuNet finds the face in a 640x480 frame, then crop) against FER's own crop."""
+    c = card.get("crop_study", {})
+    margin = c.get("chosen_margin")
+    out = [_row("split", "faces found by YuNet", "direct, on those faces", f"through the runtime path (margin {margin})"),
+           "|---|---:|---:|---:|"]
+    for split in ("public", "private"):
+        s = c.get(split)
+        if not s:
+            continue
+        through = s.get("by_margin", {}).get(str(margin))
+        out.append(_row("PublicTest" if split == "public" else "PrivateTest", pct(s.get("detection_rate"), 1),
+                        pct(s.get("direct_accuracy_detected")), pct(through)))
+    out.append("")
+    out.append(f"Margin chosen on {c.get('chosen_on', '—')}; the gap to the direct crop went "
+               f"{c.get('gap_points_before', float('nan')):.2f} → {c.get('gap_points_after', float('nan')):.2f} points "
+               f"on PrivateTest (`{cmd(c.get('command'))}`, {c.get('date', '—')}).")
+    return "\n".join(out)
+
+
+def robustness(card: Card) -> str:
+    """Each changed condition, with the contrast steps and the model this one replaced."""
+    r = card.get("robustness", {})
+    prev = (card.get("predecessors") or [None])[0]
+    by = r.get("by_condition", {})
+    steps = sorted({s for v in by.values() for s in v if s != "as is"}, key=["equalised", "CLAHE"].index)
+    head = ["condition", f"**{card.get('name')}**", *[f"{card.get('name')}, {s}" for s in steps]]
+    if prev:
+        head.append(f"{prev['name']} (before)")
+    out = [_row(*head), "|---|" + "---:|" * (len(head) - 1)]
+    for cond, v in by.items():
+        cells = [cond, f"**{pct(v.get('as is'))}**", *[pct(v.get(s)) for s in steps]]
+        if prev:
+            cells.append(pct(prev.get("robustness_as_is", {}).get(cond)))
+        out.append(_row(*cells))
+    real = r.get("realfaces96")
+    if real:
+        cells = ["real press photos (realfaces96, noisy labels)", f"**{pct(real['accuracy'])}**", *["" for _ in steps]]
+        if prev:
+            cells.append(pct((prev.get("realfaces96") or {}).get("accuracy")))
+        out.append(_row(*cells))
+    out.append("")
+    for angle, v in r.get("rolled_through_detector", {}).items():
+        out.append(f"- Rolled {angle} in a 640x480 frame, found by YuNet ({pct(v['detected'], 1)} found): "
+                   f"{pct(v['not levelled'])} not levelled, **{pct(v['eyes levelled'])}** with the eyes levelled.")
+    if real:
+        recall = ", ".join(f"{k} {pct(x, 1)}" for k, x in real.get("recall", {}).items())
+        out.append(f"- Real photos: {real['n']} faces; recall {recall}.")
+    out.append(f"- {r.get('split', 'PublicTest')}, {r.get('faces', '—')} faces, each changed one way at a time; "
+               f"`{cmd(r.get('command'))}`, {r.get('date', '—')}.")
+    return "\n".join(out)
+
+
+def thresholds(card: Card) -> str:
+    """Each expression's enter threshold and what it buys on PublicTest."""
+    t = card.get("thresholds", {})
+    out = [_row("expression", "enter", "cue precision", "faces of it cued"), "|---|---:|---:|---:|"]
+    for label, c in t.get("per_class", {}).items():
+        mark = "" if c.get("reached", True) else " (target not reached)"
+        out.append(_row(label, f"{c['enter']:.2f}", pct(c["precision"], 1) + mark, pct(c["recall"], 1)))
+    out.append("")
+    out.append(f"Target precision {pct(t.get('target_precision'), 0)} on {t.get('chosen_on', '—')}; "
+               f"`{cmd(t.get('command'))}`, {t.get('date', '—')}.")
+    return "\n".join(out)
+
+
+def summary(card: Card) -> str:
+    """The headline numbers, for the README."""
+    priv = card.get("metrics", {}).get("private", {})
+    pub = card.get("metrics", {}).get("public", {})
+    recall = priv.get("per_class_recall", {})
+    real = card.get("robustness", {}).get("realfaces96") or {}
+    variant, v = _shipped_variant(card)
+    prev = (card.get("predecessors") or [None])[0]
+    head = ["", f"**{card.get('name')}** (shipped)"]
+    if prev:
+        head.append(f"{prev['name']} (before)")
+    out = [_row(*head), "|---|" + "---:|" * (len(head) - 1)]
+
+    def line(what: str, now: str, before: Callable[[dict[str, Any]], str]) -> None:
+        cells = [what, now]
+        if prev:
+            cells.append(before(prev))
+        out.append(_row(*cells))
+
+    pp = (prev or {}).get("private") or {}
+    line("PrivateTest accuracy (single model, no TTA)", f"**{pct(priv.get('accuracy'))}**",
+         lambda p: pct(pp.get("accuracy")))
+    line("PublicTest accuracy (chose the model)", pct(pub.get("accuracy")), lambda p: pct(p.get("public_accuracy")))
+    line("PrivateTest macro-F1", pct(priv.get("macro_f1")), lambda p: pct(pp.get("macro_f1")))
+    line("FER+ majority label, PrivateTest", pct(priv.get("ferplus_majority_accuracy")),
+         lambda p: pct(pp.get("ferplus_majority_accuracy")))
+    line("recall fear / sad, PrivateTest", f"{pct(recall.get('fear'), 1)} / {pct(recall.get('sad'), 1)}",
+         lambda p: f"{pct(pp.get('per_class_recall', {}).get('fear'), 1)} / "
+                   f"{pct(pp.get('per_class_recall', {}).get('sad'), 1)}")
+    line("real press photos (realfaces96)", pct(real.get("accuracy")),
+         lambda p: pct((p.get("realfaces96") or {}).get("accuracy")))
+    params = card.get("training", {}).get("arch", "—")
+    out.append("")
+    out.append(f"Network `{params}`; shipped as {variant} `.tflite`, {v.get('bytes', 0) / 1e6:.1f} MB, "
+               f"{v.get('ms_per_face_batch1', float('nan')):.2f} ms per face (LiteRT, batch 1, 2 threads). "
+               "Everything else: [`models/MODEL_CARD.md`](models/MODEL_CARD.md).")
+    return "\n".join(out)
+
+
+TABLES: dict[str, Callable[[Card], str]] = {
+    "results": results, "exports": exports, "crop": crop, "robustness": robustness,
+    "thresholds": thresholds, "summary": summary,
+}
+_BLOCK = re.compile(r"(<!-- card:(?P<name>[a-z]+) -->\n)(?P<body>.*?)(<!-- /card:(?P=name) -->)", re.S)
+
+
+class PageError(ValueError):
+    """A page's markers are wrong: named with the file and line."""
+
+
+def render_page(text: str, card: Card, where: str = "page") -> str:
+    """``text`` with every marked block made anew from ``card``."""
+    opened = [(m.group(1), text.count("\n", 0, m.start()) + 1) for m in re.finditer(r"<!-- card:([a-z]+) -->", text)]
+    closed = set(re.findall(r"<!-- /card:([a-z]+) -->", text))
+    for name, line in opened:
+        if name not in TABLES:
+            raise PageError(f"{where}:{line}: unknown card table {name!r} (known: {', '.join(TABLES)})")
+        if name not in closed:
+            raise PageError(f"{where}:{line}: <!-- card:{name} --> has no <!-- /card:{name} -->")
+    return _BLOCK.sub(lambda m: m.group(1) + TABLES[m.group("name")](card) + "\n" + m.group(4), text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("pages", type=Path, nargs="+")
+    ap.add_argument("--card", type=Path, default=Path("models/card.json"))
+    mode = ap.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--update", action="store_true", help="rewrite the marked tables in place")
+    mode.add_argument("--check", action="store_true", help="exit 1 when a page's tables differ from the card")
+    args = ap.parse_args(argv)
+    card = read_card(args.card)
+    stale = []
+    for page in args.pages:
+        text = page.read_text()
+        try:
+            new = render_page(text, card, str(page))
+        except PageError as e:
+            print(f"card_tables: {e}", file=sys.stderr)
+            return 2
+        if new != text:
+            stale.append(page)
+            if args.update:
+                page.write_text(new)
+    verb = "updated" if args.update else "stale (run --update)"
+    for page in stale:
+        print(f"card_tables: {page}: {verb} from {args.card}", file=sys.stderr if args.check else sys.stdout)
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
