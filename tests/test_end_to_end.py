@@ -1,10 +1,11 @@
 """The whole pipeline on the bundled demo clip: real video, real YuNet, the shipped model, real smoother.
 
 The question here is whether the pipeline loses or invents information, not
-how accurate the model is (that is measured by training.evaluate). So the
-expected label of each face segment is the shipped model's own prediction on
-that face, cropped the way the runtime crops it, from a frame in the middle of
-the segment.
+how accurate the model is (that is measured by training.evaluate). So what is
+expected of each face segment comes from the shipped model's own predictions on
+that face, cropped the way the runtime crops it, on frames sampled through the
+segment: a label the model holds clearly on nearly every frame must be cued, and
+a cue may only be of a label the model itself puts on top, near its threshold.
 """
 
 from __future__ import annotations
@@ -37,19 +38,29 @@ ONSET_MAX_S = 1.6
 # - confidence band: a face whose own probability is within 0.05 of the enter
 #   threshold may or may not be cued depending on a frame of video noise.
 BAND = 0.05
+# - sampling: the model's view of a segment's face, every 0.25 s inside it; a label is
+#   held clearly when it is on top, at least BAND above its enter threshold, on 80% of them
+#   (the smoother's average tolerates a stray frame, not a face that flickers between labels).
+SAMPLE_S = 0.25
+CLEAR_SHARE = 0.8
 
 
 def _segments() -> list[dict]:
     return json.loads(DEMO_TIMELINE.read_text())["segments"]
 
 
-def _frame_at(t: float) -> np.ndarray:
+def _frames(seg: dict) -> list[np.ndarray]:
     cap = cv2.VideoCapture(str(DEMO_CLIP))
-    cap.set(cv2.CAP_PROP_POS_FRAMES, int(round(t * cap.get(cv2.CAP_PROP_FPS))))
-    ok, frame = cap.read()
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    frames = []
+    # Inside the segment: its first and last frames may still show the change of face.
+    for t in np.arange(seg["start"] + SAMPLE_S, seg["end"] - SAMPLE_S + 1e-6, SAMPLE_S):
+        cap.set(cv2.CAP_PROP_POS_FRAMES, int(round(t * fps)))
+        ok, frame = cap.read()
+        assert ok, f"cannot read the demo clip at {t} s"
+        frames.append(frame)
     cap.release()
-    assert ok, f"cannot read the demo clip at {t} s"
-    return frame
+    return frames
 
 
 @pytest.fixture(scope="module")
@@ -65,17 +76,19 @@ def demo_run() -> tuple[Config, list, object]:
     return cfg, run.kept.events, run.pipe.s
 
 
-def _expected(stages: object, cfg: Config, seg: dict) -> tuple[str, float]:
-    """The model's own top label and probability for this segment's face."""
-    frame = _frame_at((seg["start"] + seg["end"]) / 2)
-    # A full pass of its own: the run's detector may follow faces and holds the run's last boxes.
-    boxes = make_detector(cfg.detector).detect(frame)
-    h, w = frame.shape[:2]
-    near = [b for b in boxes if abs((2 * b.cx / w - 1) - seg["x"]) < X_TOL]
-    assert len(near) == 1, f"detector should see exactly one face at x={seg['x']} ({seg})"
-    probs = stages.model.predict(frame, near)[0]  # type: ignore[attr-defined]
-    k = int(np.argmax(probs))
-    return stages.model.labels[k], float(probs[k])  # type: ignore[attr-defined]
+def _views(stages: object, cfg: Config, seg: dict) -> list[tuple[str, float]]:
+    """The model's own top label and probability for this segment's face on each sampled frame."""
+    # Full passes of their own: the run's detector may follow faces and holds the run's last boxes.
+    detector = make_detector(cfg.detector)
+    views = []
+    for frame in _frames(seg):
+        h, w = frame.shape[:2]
+        near = [b for b in detector.detect(frame) if abs((2 * b.cx / w - 1) - seg["x"]) < X_TOL]
+        assert len(near) == 1, f"detector should see exactly one face at x={seg['x']} ({seg}, frame {len(views)})"
+        probs = stages.model.predict(frame, near)[0]  # type: ignore[attr-defined]
+        k = int(np.argmax(probs))
+        views.append((stages.model.labels[k], float(probs[k])))  # type: ignore[attr-defined]
+    return views
 
 
 def test_every_face_segment_gives_one_correct_cue_and_nothing_is_invented(demo_run: tuple) -> None:
@@ -85,25 +98,29 @@ def test_every_face_segment_gives_one_correct_cue_and_nothing_is_invented(demo_r
     claimed: set[int] = set()
     cued = 0
     for seg in _segments():
-        label, p = _expected(stages, cfg, seg)
-        enter = thresholds[label]
+        views = _views(stages, cfg, seg)
         mine = [i for i, e in enumerate(expressions)
                 if seg["start"] <= e.t <= seg["end"] and abs(e.x - seg["x"]) < X_TOL]
         claimed.update(mine)
-        if p >= enter + BAND:
-            assert len(mine) == 1, f"{seg['label']} face at {seg['start']} s: expected one cue, got {mine}"
+        assert len(mine) <= 1, f"segment at {seg['start']} s: one face, several cues {mine}"
+        clear = {lb for lb, _ in views
+                 if sum(v == lb and p >= thresholds[lb] + BAND for v, p in views) >= CLEAR_SHARE * len(views)}
+        if clear:
+            (label,) = clear
+            assert len(mine) == 1, f"{seg['label']} face at {seg['start']} s: model holds {label}, no cue ({views})"
             e = expressions[mine[0]]
-            assert e.label == label, f"segment at {seg['start']} s cued {e.label}, model says {label}"
+            assert e.label == label, f"segment at {seg['start']} s cued {e.label}, model holds {label}"
             assert e.t - seg["start"] <= ONSET_MAX_S
             cued += 1
-        elif p <= enter - BAND:
-            assert not mine, f"segment at {seg['start']} s: model is unsure ({p:.2f}) but a cue was made"
-        else:
-            assert len(mine) <= 1
+        elif mine:
+            e = expressions[mine[0]]
+            backing = [p for v, p in views if v == e.label and p >= thresholds[e.label] - BAND]
+            assert backing, f"segment at {seg['start']} s cued {e.label}, which the model never put on top near " \
+                            f"its threshold {thresholds[e.label]:.2f} ({views})"
     # Nothing outside the face segments: every expression event belongs to one.
     assert claimed == set(range(len(expressions))), "expression events outside any face segment"
     # The clip is built from clear faces: most segments must produce a cue.
-    assert cued >= len(_segments()) // 2
+    assert cued >= len(_segments()) // 2, f"only {cued} segments held clearly and cued"
 
 
 def test_faces_appear_and_are_lost_where_the_clip_says(demo_run: tuple) -> None:

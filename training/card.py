@@ -55,11 +55,14 @@ def summary(card: dict[str, Any]) -> dict[str, Any]:
     so that the card and its tables can show before and after without the old files."""
     m = card.get("metrics", {})
     rob = card.get("robustness", {})
+    e = card.get("export", {})
+    shipped = e.get("variants", {}).get(e.get("shipped", ""), {})
     return {
         "name": card.get("name"),
         "exported": card.get("exported"),
         "tflite_sha256": card.get("files", {}).get("tflite", {}).get("sha256"),
-        "public_accuracy": m.get("public", {}).get("accuracy"),
+        # what ran: the shipped .tflite's PublicTest accuracy (the float network's on older cards)
+        "public_accuracy": shipped.get("public_accuracy", m.get("public", {}).get("accuracy")),
         "private": {k: m["private"][k] for k in ("accuracy", "macro_f1", "ferplus_majority_accuracy",
                                                  "per_class_recall") if k in m["private"]}
         if "private" in m else None,
