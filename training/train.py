@@ -66,6 +66,9 @@ SEED = 1337
 #   real camera faces (training.robustness measures it).
 # - EMA of all weights (BatchNorm statistics too): a steadier network to
 #   choose on PublicTest every epoch while the learning rate is still high.
+# - shipped as int8 (``training.export --ship auto``): at epoch 32 int8 65.06%
+#   against float32 65.12% on PublicTest, 1.18 against 3.88 ms per face.
+# - no test-time flip averaging: pilot at epoch 28, 64.84% → 64.53% on PublicTest.
 
 @dataclass(frozen=True)
 class Recipe:
