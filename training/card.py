@@ -60,6 +60,7 @@ def summary(card: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": card.get("name"),
         "exported": card.get("exported"),
+        "best_epoch": card.get("training", {}).get("best_epoch"),
         "tflite_sha256": card.get("files", {}).get("tflite", {}).get("sha256"),
         # what ran: the shipped .tflite's PublicTest accuracy (the float network's on older cards)
         "public_accuracy": shipped.get("public_accuracy", m.get("public", {}).get("accuracy")),

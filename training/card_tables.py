@@ -41,6 +41,17 @@ def _row(*cells: object) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
+def _before(card: Card) -> list[dict[str, Any]]:
+    """The two models shipped before this one, newest first (the card's ``predecessors``)."""
+    return list(card.get("predecessors") or [])[:2]
+
+
+def _label(p: dict[str, Any], card: Card) -> str:
+    """A predecessor's column: its name, and its epoch where it shares this model's name."""
+    epoch = f", epoch {p['best_epoch']}" if p.get("name") == card.get("name") and p.get("best_epoch") else ""
+    return f"{p['name']}{epoch} (before)"
+
+
 def _shipped_variant(card: Card) -> tuple[str, dict[str, Any]]:
     e = card.get("export", {})
     name = e.get("shipped", "float32")
@@ -113,23 +124,20 @@ def crop(card: Card) -> str:
 def robustness(card: Card) -> str:
     """Each changed condition, with the contrast steps and the model this one replaced."""
     r = card.get("robustness", {})
-    prev = (card.get("predecessors") or [None])[0]
+    before = _before(card)
     by = r.get("by_condition", {})
     steps = sorted({s for v in by.values() for s in v if s != "as is"}, key=["equalised", "CLAHE"].index)
     head = ["condition", f"**{card.get('name')}**", *[f"{card.get('name')}, {s}" for s in steps]]
-    if prev:
-        head.append(f"{prev['name']} (before)")
+    head += [_label(p, card) for p in before]
     out = [_row(*head), "|---|" + "---:|" * (len(head) - 1)]
     for cond, v in by.items():
         cells = [cond, f"**{pct(v.get('as is'))}**", *[pct(v.get(s)) for s in steps]]
-        if prev:
-            cells.append(pct(prev.get("robustness_as_is", {}).get(cond)))
+        cells += [pct(p.get("robustness_as_is", {}).get(cond)) for p in before]
         out.append(_row(*cells))
     real = r.get("realfaces96")
     if real:
         cells = ["real press photos (realfaces96, noisy labels)", f"**{pct(real['accuracy'])}**", *["" for _ in steps]]
-        if prev:
-            cells.append(pct((prev.get("realfaces96") or {}).get("accuracy")))
+        cells += [pct((p.get("realfaces96") or {}).get("accuracy")) for p in before]
         out.append(_row(*cells))
     out.append("")
     for angle, v in r.get("rolled_through_detector", {}).items():
@@ -163,34 +171,32 @@ def summary(card: Card) -> str:
     recall = priv.get("per_class_recall", {})
     real = card.get("robustness", {}).get("realfaces96") or {}
     variant, v = _shipped_variant(card)
-    prev = (card.get("predecessors") or [None])[0]
-    head = ["", f"**{card.get('name')}** (shipped)"]
-    if prev:
-        head.append(f"{prev['name']} (before)")
+    before = _before(card)
+    head = ["", f"**{card.get('name')}** (shipped)", *[_label(p, card) for p in before]]
     out = [_row(*head), "|---|" + "---:|" * (len(head) - 1)]
 
-    def line(what: str, now: str, before: Callable[[dict[str, Any]], str]) -> None:
-        cells = [what, now]
-        if prev:
-            cells.append(before(prev))
-        out.append(_row(*cells))
+    def line(what: str, now: str, then: Callable[[dict[str, Any]], str]) -> None:
+        out.append(_row(what, now, *[then(p) for p in before]))
 
-    pp = (prev or {}).get("private") or {}
+    def pp(p: dict[str, Any]) -> dict[str, Any]:
+        return p.get("private") or {}
+
     line("PrivateTest accuracy (single model, no TTA)", f"**{pct(priv.get('accuracy'))}**",
-         lambda p: pct(pp.get("accuracy")))
+         lambda p: pct(pp(p).get("accuracy")))
     line(f"PublicTest accuracy of the shipped file ({variant})", pct(v.get("public_accuracy", pub.get("accuracy"))),
          lambda p: pct(p.get("public_accuracy")))
-    line("PrivateTest macro-F1", pct(priv.get("macro_f1")), lambda p: pct(pp.get("macro_f1")))
+    line("PrivateTest macro-F1", pct(priv.get("macro_f1")), lambda p: pct(pp(p).get("macro_f1")))
     line("FER+ majority label, PrivateTest", pct(priv.get("ferplus_majority_accuracy")),
-         lambda p: pct(pp.get("ferplus_majority_accuracy")))
+         lambda p: pct(pp(p).get("ferplus_majority_accuracy")))
     line("recall fear / sad, PrivateTest", f"{pct(recall.get('fear'), 1)} / {pct(recall.get('sad'), 1)}",
-         lambda p: f"{pct(pp.get('per_class_recall', {}).get('fear'), 1)} / "
-                   f"{pct(pp.get('per_class_recall', {}).get('sad'), 1)}")
+         lambda p: f"{pct(pp(p).get('per_class_recall', {}).get('fear'), 1)} / "
+                   f"{pct(pp(p).get('per_class_recall', {}).get('sad'), 1)}")
     line("real press photos (realfaces96)", pct(real.get("accuracy")),
          lambda p: pct((p.get("realfaces96") or {}).get("accuracy")))
     params = card.get("training", {}).get("arch", "—")
+    epoch = card.get("training", {}).get("best_epoch", "—")
     out.append("")
-    out.append(f"Network `{params}`; shipped as {variant} `.tflite`, {v.get('bytes', 0) / 1e6:.1f} MB, "
+    out.append(f"Network `{params}`, epoch {epoch}; shipped as {variant} `.tflite`, {v.get('bytes', 0) / 1e6:.1f} MB, "
                f"{v.get('ms_per_face_batch1', float('nan')):.2f} ms per face (LiteRT, batch 1, 2 threads). "
                "Everything else: [`models/MODEL_CARD.md`](models/MODEL_CARD.md).")
     return "\n".join(out)
