@@ -103,3 +103,12 @@ def test_summary_keeps_what_before_and_after_need() -> None:
     assert s["private"]["accuracy"] == 0.6789
     assert s["robustness_as_is"] == {"clean": 0.661, "dark (gamma 3)": 0.64}
     assert summary({"name": "x"})["private"] is None
+
+
+def test_an_earlier_epoch_of_the_same_model_is_named_by_its_epoch() -> None:
+    older = {**CARD["predecessors"][0], "name": "fer_new", "best_epoch": 32}
+    card = {**CARD, "training": {"arch": "resnet18h", "best_epoch": 41},
+            "predecessors": [older, *CARD["predecessors"]]}
+    head = card_tables.summary(card).splitlines()[0]
+    assert head == "|  | **fer_new** (shipped) | fer_new, epoch 32 (before) | fer_old (before) |"
+    assert "epoch 41; shipped as int8" in card_tables.summary(card)
