@@ -55,7 +55,8 @@ def _setup(tmp_path: Path, best_public: float) -> dict[str, str]:
     py = tmp_path / "py"
     py.write_text(STAND_IN.format(python=sys.executable))
     py.chmod(0o755)
-    return {**os.environ, "PYTHON": str(py)}
+    # ship.sh runs from the checkout, where training/ is importable; here it runs in tmp_path.
+    return {**os.environ, "PYTHON": str(py), "PYTHONPATH": str(ROOT)}
 
 
 def _ship(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

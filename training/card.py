@@ -50,20 +50,33 @@ def update_card(path: Path, **sections: Any) -> dict[str, Any]:
     return card
 
 
+def shipped_variant(card: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The .tflite variant that runs and what the export measured of it ({} on cards from before
+    variants were measured, which shipped float32)."""
+    e = card.get("export", {})
+    name = e.get("shipped", "float32")
+    return name, e.get("variants", {}).get(name, {})
+
+
+def shipped_public_accuracy(card: dict[str, Any]) -> float | None:
+    """PublicTest accuracy of what runs: the shipped .tflite's, else (older cards) the float network's.
+    This is the number a new model must beat to ship (training/ship.sh)."""
+    _, v = shipped_variant(card)
+    acc = v.get("public_accuracy", card.get("metrics", {}).get("public", {}).get("accuracy"))
+    return None if acc is None else float(acc)
+
+
 def summary(card: dict[str, Any]) -> dict[str, Any]:
     """The headline numbers of a shipped model, kept in its successor's card (``predecessors``)
     so that the card and its tables can show before and after without the old files."""
     m = card.get("metrics", {})
     rob = card.get("robustness", {})
-    e = card.get("export", {})
-    shipped = e.get("variants", {}).get(e.get("shipped", ""), {})
     return {
         "name": card.get("name"),
         "exported": card.get("exported"),
         "best_epoch": card.get("training", {}).get("best_epoch"),
         "tflite_sha256": card.get("files", {}).get("tflite", {}).get("sha256"),
-        # what ran: the shipped .tflite's PublicTest accuracy (the float network's on older cards)
-        "public_accuracy": shipped.get("public_accuracy", m.get("public", {}).get("accuracy")),
+        "public_accuracy": shipped_public_accuracy(card),
         "private": {k: m["private"][k] for k in ("accuracy", "macro_f1", "ferplus_majority_accuracy",
                                                  "per_class_recall") if k in m["private"]}
         if "private" in m else None,

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from training.card import read_card
+from training.card import read_card, shipped_public_accuracy, shipped_variant
 
 Card = dict[str, Any]
 
@@ -52,18 +52,17 @@ def _label(p: dict[str, Any], card: Card) -> str:
     return f"{p['name']}{epoch} (before)"
 
 
-def _shipped_variant(card: Card) -> tuple[str, dict[str, Any]]:
-    e = card.get("export", {})
-    name = e.get("shipped", "float32")
-    return name, e.get("variants", {}).get(name, {})
+def _head(*cells: str) -> list[str]:
+    """A table's header row and its rule: the first column text, the others numbers."""
+    return [_row(*cells), "|---|" + "---:|" * (len(cells) - 1)]
 
 
 def results(card: Card) -> str:
     """Accuracy, macro-F1, FER+, calibration and recall per class on both test splits."""
     m = card.get("metrics", {})
     pub, priv = m.get("public", {}), m.get("private", {})
-    out = [_row("measure", "PublicTest (the trained network; chose the epoch)",
-                "PrivateTest (the shipped file; read once)"), "|---|---:|---:|",
+    out = [*_head("measure", "PublicTest (the trained network; chose the epoch)",
+                  "PrivateTest (the shipped file; read once)"),
            _row("accuracy (single model, no test-time augmentation)", pct(pub.get("accuracy")),
                 f"**{pct(priv.get('accuracy'))}**"),
            _row("macro-F1", pct(pub.get("macro_f1")), pct(priv.get("macro_f1"))),
@@ -75,7 +74,7 @@ def results(card: Card) -> str:
     for label in card.get("labels", []):
         out.append(_row(f"recall: {label}", pct(pub.get("per_class_recall", {}).get(label), 1),
                         pct(priv.get("per_class_recall", {}).get(label), 1)))
-    variant, v = _shipped_variant(card)
+    variant, v = shipped_variant(card)
     out.append("")
     out.append(f"Temperature T = {card.get('temperature')} (fitted on PublicTest). Shipped file: "
                f"`{card.get('files', {}).get('tflite', {}).get('path')}` ({variant}), "
@@ -87,8 +86,7 @@ def results(card: Card) -> str:
 def exports(card: Card) -> str:
     """Each .tflite variant the export measured; the shipped one in bold."""
     e = card.get("export", {})
-    out = [_row("variant", "PublicTest", "top-1 agreement with the trained model", "size", "ms per face"),
-           "|---|---:|---:|---:|---:|"]
+    out = _head("variant", "PublicTest", "top-1 agreement with the trained model", "size", "ms per face")
     for name, v in e.get("variants", {}).items():
         shown = f"**{name} (shipped)**" if name == e.get("shipped") else name
         agree = v.get("top1_agreement_with_keras_on_public")
@@ -105,8 +103,7 @@ def crop(card: Card) -> str:
     """The runtime path (YuNet finds the face in a 640x480 frame, then crop) against FER's own crop."""
     c = card.get("crop_study", {})
     margin = c.get("chosen_margin")
-    out = [_row("split", "faces found by YuNet", "direct, on those faces", f"through the runtime path (margin {margin})"),
-           "|---|---:|---:|---:|"]
+    out = _head("split", "faces found by YuNet", "direct, on those faces", f"through the runtime path (margin {margin})")
     for split in ("public", "private"):
         s = c.get(split)
         if not s:
@@ -129,7 +126,7 @@ def robustness(card: Card) -> str:
     steps = sorted({s for v in by.values() for s in v if s != "as is"}, key=["equalised", "CLAHE"].index)
     head = ["condition", f"**{card.get('name')}**", *[f"{card.get('name')}, {s}" for s in steps]]
     head += [_label(p, card) for p in before]
-    out = [_row(*head), "|---|" + "---:|" * (len(head) - 1)]
+    out = _head(*head)
     for cond, v in by.items():
         cells = [cond, f"**{pct(v.get('as is'))}**", *[pct(v.get(s)) for s in steps]]
         cells += [pct(p.get("robustness_as_is", {}).get(cond)) for p in before]
@@ -154,7 +151,7 @@ def robustness(card: Card) -> str:
 def thresholds(card: Card) -> str:
     """Each expression's enter threshold and what it buys on PublicTest."""
     t = card.get("thresholds", {})
-    out = [_row("expression", "enter", "cue precision", "faces of it cued"), "|---|---:|---:|---:|"]
+    out = _head("expression", "enter", "cue precision", "faces of it cued")
     for label, c in t.get("per_class", {}).items():
         mark = "" if c.get("reached", True) else " (target not reached)"
         out.append(_row(label, f"{c['enter']:.2f}", pct(c["precision"], 1) + mark, pct(c["recall"], 1)))
@@ -167,13 +164,12 @@ def thresholds(card: Card) -> str:
 def summary(card: Card) -> str:
     """The headline numbers, for the README."""
     priv = card.get("metrics", {}).get("private", {})
-    pub = card.get("metrics", {}).get("public", {})
     recall = priv.get("per_class_recall", {})
     real = card.get("robustness", {}).get("realfaces96") or {}
-    variant, v = _shipped_variant(card)
+    variant, v = shipped_variant(card)
     before = _before(card)
     head = ["", f"**{card.get('name')}** (shipped)", *[_label(p, card) for p in before]]
-    out = [_row(*head), "|---|" + "---:|" * (len(head) - 1)]
+    out = _head(*head)
 
     def line(what: str, now: str, then: Callable[[dict[str, Any]], str]) -> None:
         out.append(_row(what, now, *[then(p) for p in before]))
@@ -183,7 +179,7 @@ def summary(card: Card) -> str:
 
     line("PrivateTest accuracy (single model, no TTA)", f"**{pct(priv.get('accuracy'))}**",
          lambda p: pct(pp(p).get("accuracy")))
-    line(f"PublicTest accuracy of the shipped file ({variant})", pct(v.get("public_accuracy", pub.get("accuracy"))),
+    line(f"PublicTest accuracy of the shipped file ({variant})", pct(shipped_public_accuracy(card)),
          lambda p: pct(p.get("public_accuracy")))
     line("PrivateTest macro-F1", pct(priv.get("macro_f1")), lambda p: pct(pp(p).get("macro_f1")))
     line("FER+ majority label, PrivateTest", pct(priv.get("ferplus_majority_accuracy")),
