@@ -112,3 +112,17 @@ def test_an_earlier_epoch_of_the_same_model_is_named_by_its_epoch() -> None:
     head = card_tables.summary(card).splitlines()[0]
     assert head == "|  | **fer_new** (shipped) | fer_new, epoch 32 (before) | fer_old (before) |"
     assert "epoch 41; shipped as int8" in card_tables.summary(card)
+
+
+def test_after_several_epochs_the_other_network_keeps_its_column() -> None:
+    """Epochs 46, 41, 32 of one run: the table compares with 41 and with the network before the run."""
+    e41 = {**CARD["predecessors"][0], "name": "fer_new", "best_epoch": 41}
+    e32 = {**CARD["predecessors"][0], "name": "fer_new", "best_epoch": 32}
+    card = {**CARD, "training": {"arch": "resnet18h", "best_epoch": 46},
+            "predecessors": [e41, e32, *CARD["predecessors"]]}
+    head = card_tables.summary(card).splitlines()[0]
+    assert head == "|  | **fer_new** (shipped) | fer_new, epoch 41 (before) | fer_old (before) |"
+    # with no other network among them, the two newest
+    card["predecessors"] = [e41, e32, {**e32, "best_epoch": 28}]
+    head = card_tables.summary(card).splitlines()[0]
+    assert head == "|  | **fer_new** (shipped) | fer_new, epoch 41 (before) | fer_new, epoch 32 (before) |"

@@ -42,8 +42,17 @@ def _row(*cells: object) -> str:
 
 
 def _before(card: Card) -> list[dict[str, Any]]:
-    """The two models shipped before this one, newest first (the card's ``predecessors``)."""
-    return list(card.get("predecessors") or [])[:2]
+    """Two models shipped before this one: the one it replaced and the last other network.
+
+    A run ships several epochs of one network; comparing only with its own earlier
+    epochs would hide what the change of network bought, so the second column is the
+    newest predecessor of another name (or, where there is none, the next newest).
+    """
+    older = list(card.get("predecessors") or [])
+    if len(older) <= 2:
+        return older
+    other = next((p for p in older[1:] if p.get("name") != card.get("name")), older[1])
+    return [older[0], other]
 
 
 def _label(p: dict[str, Any], card: Card) -> str:
