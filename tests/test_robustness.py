@@ -50,3 +50,25 @@ def test_rolled_faces_through_the_detector_are_found_and_scored(sample_faces: tu
     assert r["eyes levelled"] > 0.3 and r["not levelled"] > 0.3
     assert rb.accuracy(model, images, labels.astype(np.int64)) == pytest.approx(
         float((model.predict_batch(images[..., None].astype(np.float32)).argmax(1) == labels).mean()))
+
+
+def test_real_probe_scores_photos_resized_and_through_the_runtime(sample_faces: tuple, tmp_path) -> None:
+    """realfaces96's format (96 px gray photos), made from the committed real faces."""
+    import cv2
+
+    from fer_audio.config import ModelConfig
+    from fer_audio.emotion import load_model
+
+    images, labels = sample_faces
+    photos = np.stack([cv2.resize(f, (96, 96), interpolation=cv2.INTER_CUBIC) for f in images])
+    path = tmp_path / "real.npz"
+    np.savez(path, images=photos, labels=labels)
+    model = load_model(ModelConfig())
+    r = rb.real_probe(model, path)
+    straight = np.stack([cv2.resize(f, (48, 48), interpolation=cv2.INTER_AREA) for f in photos])
+    pred = model.predict_batch(straight[..., None].astype(np.float32)).argmax(1)
+    assert r["n"] == 70 and r["accuracy"] == pytest.approx(float((pred == labels).mean()))
+    assert r["recall"] == {}  # 10 per class: below the 50 photos a recall needs
+    rt = r["through_runtime"]
+    assert rt["detected"] >= 0.8 and rt["margin"] == model.card.crop_margin
+    assert rt["accuracy"] > 0.3 and 0.3 < rt["resized_on_same"] <= 1.0

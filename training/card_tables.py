@@ -152,6 +152,13 @@ def robustness(card: Card) -> str:
     if real:
         recall = ", ".join(f"{k} {pct(x, 1)}" for k, x in real.get("recall", {}).items())
         out.append(f"- Real photos: {real['n']} faces; recall {recall}.")
+        rt = real.get("through_runtime") or {}
+        if "accuracy" in rt:
+            recall = ", ".join(f"{k} {pct(x, 1)}" for k, x in rt.get("recall", {}).items())
+            out.append(f"- Real photos through the runtime (each in a 640x480 frame, found by YuNet "
+                       f"({pct(rt['detected'], 1)} found), cropped at margin {rt['margin']:+.2f} with the eyes "
+                       f"levelled): **{pct(rt['accuracy'])}**, against {pct(rt['resized_on_same'])} resized "
+                       f"straight; recall {recall}.")
     out.append(f"- {r.get('split', 'PublicTest')}, {r.get('faces', '—')} faces, each changed one way at a time; "
                f"`{cmd(r.get('command'))}`, {r.get('date', '—')}.")
     return "\n".join(out)
