@@ -289,3 +289,23 @@ def test_weight_average_swaps_in_the_average_and_back() -> None:
     again.swap()
     for u, v in zip(model.get_weights(), averaged, strict=True):
         np.testing.assert_array_equal(u, v)
+
+
+def test_a_run_keeps_its_seed_and_will_not_resume_under_another(tmp_path: Path, capsys) -> None:
+    """Two runs of one recipe differ only by --seed; resuming one with the other's seed is refused."""
+    pytest.importorskip("keras")
+    from training.train import main
+
+    images, labels, usage = _tiny(40)
+    np.savez(tmp_path / "d.npz", images=images, labels=labels, usage=usage)
+    out = tmp_path / "run"
+    common = ["--recipe", "resnet", "--data", str(tmp_path / "d.npz"), "--out", str(out), "--epochs", "1",
+              "--verbose", "0"]
+    assert main([*common, "--seed", "7"]) == 0
+    meta = __import__("json").loads((out / "train_meta.json").read_text())
+    assert meta["seed"] == 7 and meta["finished"] and meta["epochs"] == 1
+    assert main([*common, "--seed", "8"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"training.train: {out} was trained with --seed 7, not 8; resume with --seed 7 or use another --out"
+    # the refused start touched nothing: the run is still the seed-7 run, one epoch done
+    assert __import__("json").loads((out / "backup" / "state.json").read_text())["epochs_done"] == 1

@@ -13,7 +13,9 @@ Protocol (kept, and written into the model card by ``training.export``):
 Interrupt at any time: running the same command again resumes after the
 last finished epoch, exactly: the model, the optimizer (so the schedule's
 position), the weight average and the epoch's own seed are saved after each
-epoch, and each epoch's faces, order and mixing come from ``(SEED, epoch)``.
+epoch, and each epoch's faces, order and mixing come from ``(seed, epoch)``.
+``--seed`` (default ``SEED``) makes another run of the same recipe: a second
+schedule or an ensemble member; a run folder refuses to resume under another seed.
 The same file runs unchanged on ``KERAS_BACKEND=jax`` (a GPU machine) and
 TensorFlow (this CPU).
 """
@@ -58,6 +60,8 @@ SEED = 1337
 #   float32, 0.50 / 1.08 int8; wider (48-320, 4.9 M) was 8.3 ms, out of budget.
 # - precision float32: pilot, 20 train steps of batch 128 on this session's
 #   Intel Xeon (AVX-512, no BF16 unit): 135 img/s float32, 44 mixed_bfloat16.
+# - no XLA: pilot, 12 steps of batch 128 with training paused, Keras' default
+#   (``jit_compile`` "auto", which resolves to off here) 97 img/s, off 105, XLA 91.
 # - SGD-Nesterov, cosine after a linear warm-up, 120 epochs, label smoothing
 #   0.1, mixup/cutmix, random erasing, rotation, crop/scale: the ResNet-18 and
 #   VGG recipes that reach ~73% (250–300 epochs there; 120 fit this CPU).
@@ -239,7 +243,8 @@ def float32_copy(model: keras.Model, arch: str) -> keras.Model:
 
 
 def write_meta(out: Path, name: str, recipe: Recipe, val_name: str, weights: dict[int, float] | None,
-               train_rows: int, argv: list[str], seconds: float, init_from: Path | None, finished: bool) -> dict[str, Any]:
+               train_rows: int, argv: list[str], seconds: float, init_from: Path | None, finished: bool,
+               seed: int = SEED) -> dict[str, Any]:
     """``train_meta.json`` from the run's history: rewritten after every epoch, so a run still
     going can be shipped from its best checkpoint (``best_train.keras``) by ``training.export``."""
     h = np.atleast_1d(np.genfromtxt(out / "history.csv", delimiter=",", names=True))
@@ -253,7 +258,7 @@ def write_meta(out: Path, name: str, recipe: Recipe, val_name: str, weights: dic
         "best_val_accuracy": float(np.max(h["val_accuracy"])),
         "validation": val_name,
         "peak_lr": recipe.lr,
-        "class_weights": weights, "train_rows": train_rows, "seed": SEED,
+        "class_weights": weights, "train_rows": train_rows, "seed": seed,
         "median_images_per_second": float(np.median(h["images_per_second"])),
         "seconds_this_invocation": round(seconds, 1),
         "init_from": str(init_from) if init_from else None,
@@ -273,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="use only N training rows (smoke tests)")
     ap.add_argument("--init-from", type=Path, default=None,
                     help="start from this .keras model (same arch) instead of random weights: fine-tuning")
+    ap.add_argument("--seed", type=int, default=SEED,
+                    help="weights' start and every epoch's faces, order and mixing; another seed is another "
+                         "run of the same recipe (a second schedule, an ensemble member)")
     ap.add_argument("--verbose", type=int, default=2 if not sys.stdout.isatty() else 1)
     # Every field of the recipe can be overridden: --epochs 60, --lr 0.02, --mix 0 ...
     names = {"lr": "--lr", "warmup_epochs": "--warmup-epochs"}
@@ -288,7 +296,14 @@ def main(argv: list[str] | None = None) -> int:
 
     out = args.out or Path("runs") / args.recipe
     out.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(SEED)
+    meta_file = out / "train_meta.json"
+    if (out / "backup" / "state.json").exists() and meta_file.exists():
+        was = json.loads(meta_file.read_text()).get("seed", SEED)
+        if was != args.seed:  # resuming with another seed would splice two runs into one
+            print(f"training.train: {out} was trained with --seed {was}, not {args.seed}; "
+                  f"resume with --seed {was} or use another --out", file=sys.stderr)
+            return 2
+    keras.utils.set_random_seed(args.seed)
     keras.config.set_dtype_policy(recipe.precision)
 
     ds = fer_data.load(args.data)
@@ -346,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
                            "images_per_second\n")
     t0 = time.time()
     for epoch in range(start, recipe.epochs):
-        x_ep, y_ep, w_ep = epoch_arrays(x_tr, y_tr_1h, sw, epoch, recipe)
+        x_ep, y_ep, w_ep = epoch_arrays(x_tr, y_tr_1h, sw, epoch, recipe, args.seed)
         t_fit = time.time()
         hist = model.fit(x_ep, y_ep, sample_weight=w_ep, batch_size=recipe.batch, epochs=epoch + 1,
                          initial_epoch=epoch, shuffle=recipe.validation == "seed-split", verbose=args.verbose,
@@ -372,14 +387,14 @@ def main(argv: list[str] | None = None) -> int:
         os.replace(backup.with_suffix(".tmp.keras"), backup)
         state_file.write_text(json.dumps({"epochs_done": epoch + 1, "best_val_accuracy": best}) + "\n")
         write_meta(out, args.recipe, recipe, val_name, weights, len(x_tr), argv if argv is not None else sys.argv[1:],
-                   time.time() - t0, args.init_from, finished=False)
+                   time.time() - t0, args.init_from, finished=False, seed=args.seed)
         print(f"epoch {epoch + 1}/{recipe.epochs}: {val_name} accuracy {val:.4f}"
               f"{f' (raw weights {raw_val:.4f})' if ema is not None else ''} (best {best:.4f}), "
               f"{len(x_ep) / fit_s:.0f} img/s, {time.time() - t0:.0f} s so far", flush=True)
     # The network from the best epoch (chosen on the validation split).
     keras.models.load_model(out / "best_train.keras").save(out / "model.keras")
     meta = write_meta(out, args.recipe, recipe, val_name, weights, len(x_tr),
-                      argv if argv is not None else sys.argv[1:], time.time() - t0, args.init_from, finished=True)
+                      argv if argv is not None else sys.argv[1:], time.time() - t0, args.init_from, finished=True, seed=args.seed)
     print(json.dumps(meta), flush=True)
     return 0
 
