@@ -309,3 +309,34 @@ def test_a_run_keeps_its_seed_and_will_not_resume_under_another(tmp_path: Path, 
     assert err[-1] == f"training.train: {out} was trained with --seed 7, not 8; resume with --seed 7 or use another --out"
     # the refused start touched nothing: the run is still the seed-7 run, one epoch done
     assert __import__("json").loads((out / "backup" / "state.json").read_text())["epochs_done"] == 1
+
+
+def test_targets_blend_the_label_with_the_crowd_only_where_it_voted() -> None:
+    pytest.importorskip("keras")
+    from training.train import targets
+
+    labels = np.array([4, 4, 3], np.uint8)
+    votes = np.zeros((3, 10), np.uint8)
+    votes[0, 3], votes[0, 0] = 6, 4  # FER+: sadness 6, neutral 4
+    votes[1, 9] = 10  # not a face: no usable vote
+    votes[2, 1] = 10  # happiness, agreeing with the label
+    np.testing.assert_array_equal(targets(labels, votes, 0.0), np.eye(7, dtype=np.float32)[labels])
+    y = targets(labels, votes, 0.5)
+    np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-6)
+    assert y[0, 4] == pytest.approx(0.5 + 0.5 * 0.6) and y[0, 6] == pytest.approx(0.5 * 0.4)
+    np.testing.assert_array_equal(y[1], np.eye(7, dtype=np.float32)[4])
+    np.testing.assert_array_equal(y[2], np.eye(7, dtype=np.float32)[3])
+    np.testing.assert_array_equal(targets(labels, None, 0.5), np.eye(7, dtype=np.float32)[labels])
+
+
+def test_ferplus_targets_need_votes_in_the_data(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("keras")
+    from training.train import main
+
+    images, labels, usage = _tiny(40)
+    np.savez(tmp_path / "d.npz", images=images, labels=labels, usage=usage)
+    assert main(["--recipe", "resnet", "--data", str(tmp_path / "d.npz"), "--out", str(tmp_path / "r"),
+                 "--ferplus", "0.5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("training.train: --ferplus 0.5 needs FER+ votes, and ") and "has none" in err
+    assert not (tmp_path / "r" / "backup").exists()
