@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from training import card_tables
@@ -130,3 +131,19 @@ def test_after_several_epochs_the_other_network_keeps_its_column() -> None:
     card["predecessors"] = [e41, e32, {**e32, "best_epoch": 28}]
     head = card_tables.summary(card).splitlines()[0]
     assert head == "|  | **fer_new** (shipped) | fer_new, epoch 41 (before) | fer_new, epoch 32 (before) |"
+
+
+def test_the_curve_is_every_epoch_with_the_shipped_one_in_bold(tmp_path) -> None:
+    from training.export import public_curve
+
+    run = tmp_path / "history.csv"
+    run.write_text("epoch,val_accuracy,lr\n0,0.30,0.05\n1,0.52,0.05\n2,0.6687,0.04\n3,0.6601,0.035\n")
+    h = np.atleast_1d(np.genfromtxt(run, delimiter=",", names=True))
+    c = public_curve(h, run, 0.05)
+    assert c == {"public_accuracy": [0.3, 0.52, 0.6687, 0.6601], "lr_fraction_of_peak": 0.7}
+    card = {**CARD, "training": {"best_epoch": 3, "ema": 0.999, "finished": False, "curve": c}}
+    assert card_tables.curve(card) == (
+        "PublicTest accuracy after each epoch (the weight average, which is what is evaluated and shipped; "
+        "every epoch in `models/fer_new_history.csv`): 30.0, 52.0, **66.9** (epoch 3, shipped), 66.0%. "
+        "After epoch 4 the learning rate was 70% of its peak; the run keeps training.")
+    assert card_tables.curve(CARD) == "(This card was exported before cards kept the per-epoch curve.)"

@@ -214,9 +214,29 @@ def summary(card: Card) -> str:
     return "\n".join(out)
 
 
+def curve(card: Card) -> str:
+    """PublicTest after every epoch, the shipped one in bold: the curve the ship was chosen from."""
+    tr = card.get("training", {})
+    c = tr.get("curve") or {}
+    acc = c.get("public_accuracy") or []
+    if not acc:
+        return "(This card was exported before cards kept the per-epoch curve.)"
+    cells = [f"{100 * a:.1f}" for a in acc]
+    best = tr.get("best_epoch")
+    if isinstance(best, int) and 1 <= best <= len(cells):
+        cells[best - 1] = f"**{cells[best - 1]}** (epoch {best}, shipped)"
+    what = "the weight average, which is what is evaluated and shipped" if tr.get("ema") else "the trained network"
+    text = (f"PublicTest accuracy after each epoch ({what}; every epoch in `models/{card.get('name')}_history.csv`): "
+            + ", ".join(cells) + "%.")
+    if "lr_fraction_of_peak" in c:
+        text += (f" After epoch {len(acc)} the learning rate was {100 * c['lr_fraction_of_peak']:.0f}% of its peak"
+                 + ("." if tr.get("finished") else "; the run keeps training."))
+    return text
+
+
 TABLES: dict[str, Callable[[Card], str]] = {
     "results": results, "exports": exports, "crop": crop, "robustness": robustness,
-    "thresholds": thresholds, "summary": summary,
+    "thresholds": thresholds, "summary": summary, "curve": curve,
 }
 _BLOCK = re.compile(r"(<!-- card:(?P<name>[a-z]+) -->\n)(?P<body>.*?)(<!-- /card:(?P=name) -->)", re.S)
 

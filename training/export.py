@@ -122,6 +122,19 @@ def join_histories(csvs: list[Path]) -> tuple[np.ndarray, list[int]]:
     return np.concatenate(parts), starts
 
 
+def public_curve(h: np.ndarray, run_history: Path, peak_lr: float | None) -> dict[str, Any]:
+    """The PublicTest accuracy after every epoch, and where the schedule stood after the last.
+
+    Kept in the card so the pages' curve is generated (``training.card_tables``),
+    not copied by hand after each ship.
+    """
+    out: dict[str, Any] = {"public_accuracy": [round(float(v), 4) for v in h["val_accuracy"]]}
+    run = np.atleast_1d(np.genfromtxt(run_history, delimiter=",", names=True))
+    if peak_lr and "lr" in (run.dtype.names or ()):
+        out["lr_fraction_of_peak"] = round(float(run["lr"][-1]) / peak_lr, 3)
+    return out
+
+
 def write_history(h: np.ndarray, path: Path) -> None:
     cols = list(h.dtype.names or ())
     rows = [",".join(cols)] + [",".join(f"{int(r[c])}" if c == "epoch" else repr(float(r[c])) for c in cols) for r in h]
@@ -272,10 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         # The models this one replaces, newest first: their headline numbers stay for before/after.
         older = prev.get("predecessors", [])
         card["predecessors"] = older if same else [card_summary(prev), *older][:5]
-    write_card(old, card)
     csvs = [r / "history.csv" for r in [*args.prior_run, args.run]]
     if all(c.exists() for c in csvs):
         h, restarts = join_histories(csvs)
+        card["training"]["curve"] = public_curve(h, csvs[-1], meta.get("peak_lr"))
+    write_card(old, card)
+    if all(c.exists() for c in csvs):
         best = int(h["epoch"][np.argmax(h["val_accuracy"])]) + 1
         plot_curves(h, args.out / "training_curves.png",
                     f"{name}: epoch {best} of {len(h)} chosen on PublicTest", tuple(restarts))
