@@ -140,10 +140,16 @@ def test_the_curve_is_every_epoch_with_the_shipped_one_in_bold(tmp_path) -> None
     run.write_text("epoch,val_accuracy,lr\n0,0.30,0.05\n1,0.52,0.05\n2,0.6687,0.04\n3,0.6601,0.035\n")
     h = np.atleast_1d(np.genfromtxt(run, delimiter=",", names=True))
     c = public_curve(h, run, 0.05)
-    assert c == {"public_accuracy": [0.3, 0.52, 0.6687, 0.6601], "lr_fraction_of_peak": 0.7}
+    assert c == {"public_accuracy": [0.3, 0.52, 0.6687, 0.6601], "first_epoch": 1, "lr_fraction_of_peak": 0.7}
     card = {**CARD, "training": {"best_epoch": 3, "ema": 0.999, "finished": False, "curve": c}}
     assert card_tables.curve(card) == (
         "PublicTest accuracy after each epoch (the weight average, which is what is evaluated and shipped; "
         "every epoch in `models/fer_new_history.csv`): 30.0, 52.0, **66.9** (epoch 3, shipped), 66.0%. "
         "After epoch 4 the learning rate was 70% of its peak; the run keeps training.")
     assert card_tables.curve(CARD) == "(This card was exported before cards kept the per-epoch curve.)"
+
+    # a run that went on from epoch 46 (training.train --start-epoch) numbers its curve from 47
+    later = {**card, "training": {**card["training"], "best_epoch": 48,
+                                  "curve": {"public_accuracy": [0.66, 0.67], "first_epoch": 47}}}
+    assert ("after each epoch from epoch 47 (the weight average, which is what is evaluated and shipped; "
+            "every epoch in `models/fer_new_history.csv`): 66.0, **67.0** (epoch 48, shipped)%.") in card_tables.curve(later)

@@ -201,6 +201,12 @@ def test_continued_run_histories_chain_into_one_curve(tmp_path: Path) -> None:
     back, none = join_histories([tmp_path / "joined.csv"])
     assert none == []
     assert back.tolist() == h.tolist()
+    # a phase that went on with the same schedule (--start-epoch 5) keeps its own numbers
+    (tmp_path / "c.csv").write_text(head + "5,0.62,1.2,0.63,1.1\n6,0.63,1.2,0.64,1.1\n")
+    h2, restarts2 = join_histories([tmp_path / "joined.csv", tmp_path / "c.csv"])
+    assert h2["epoch"].tolist() == [0, 1, 2, 3, 4, 5, 6] and restarts2 == [5]
+    alone, _ = join_histories([tmp_path / "c.csv"])
+    assert alone["epoch"].tolist() == [5, 6]
 
 
 def test_real_augmentation_keeps_the_contract_and_darkens_some_faces() -> None:
@@ -289,6 +295,17 @@ def test_weight_average_swaps_in_the_average_and_back() -> None:
     again.swap()
     for u, v in zip(model.get_weights(), averaged, strict=True):
         np.testing.assert_array_equal(u, v)
+    # going on from weights alone: the average starts as them, at full momentum
+    fresh = WeightAverage(0.9, every=1)
+    fresh.set_model(model)
+    fresh.continue_from_model(1000)
+    assert fresh.updates == 1000
+    before = [np.array(v) for v in model.get_weights()]
+    model.fit(x, t, batch_size=64, epochs=1, verbose=0, callbacks=[fresh])  # one step
+    after = model.get_weights()
+    fresh.swap()
+    # 0.9 of the starting weights and 0.1 of the stepped ones (the warm-up would give far more)
+    np.testing.assert_allclose(model.get_weights()[0], 0.9 * before[0] + 0.1 * after[0], rtol=1e-5, atol=1e-6)
 
 
 def test_a_run_keeps_its_seed_and_will_not_resume_under_another(tmp_path: Path, capsys) -> None:
@@ -340,3 +357,29 @@ def test_ferplus_targets_need_votes_in_the_data(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("training.train: --ferplus 0.5 needs FER+ votes, and ") and "has none" in err
     assert not (tmp_path / "r" / "backup").exists()
+
+
+def test_a_lost_run_goes_on_with_its_schedule_from_the_weights_it_left(tmp_path: Path, capsys) -> None:
+    """--init-from W --start-epoch N: the learning rate is where epoch N+1 of the same schedule has it."""
+    pytest.importorskip("keras")
+    from training.train import main
+
+    images, labels, usage = _tiny(40)
+    np.savez(tmp_path / "d.npz", images=images, labels=labels, usage=usage)
+    common = ["--recipe", "resnet", "--data", str(tmp_path / "d.npz"), "--epochs", "3", "--warmup-epochs", "1",
+              "--verbose", "0"]
+    assert main([*common, "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--out", str(tmp_path / "b"), "--init-from", str(tmp_path / "a" / "best_train.keras"),
+                 "--start-epoch", "2"]) == 0
+    a = np.atleast_1d(np.genfromtxt(tmp_path / "a" / "history.csv", delimiter=",", names=True))
+    b = np.atleast_1d(np.genfromtxt(tmp_path / "b" / "history.csv", delimiter=",", names=True))
+    assert a["epoch"].tolist() == [0, 1, 2] and b["epoch"].tolist() == [2]
+    assert b["lr"][0] == pytest.approx(a["lr"][2], rel=1e-5) and b["lr"][0] < a["lr"][1]
+    meta = __import__("json").loads((tmp_path / "b" / "train_meta.json").read_text())
+    assert meta["start_epoch"] == 2 and meta["schedule_epochs"] == 3 and meta["epochs"] == 3
+    capsys.readouterr()
+    assert main([*common, "--out", str(tmp_path / "c"), "--start-epoch", "2"]) == 2
+    assert capsys.readouterr().err.strip().endswith("--start-epoch needs --init-from (the weights to continue from)")
+    assert main([*common, "--out", str(tmp_path / "c"), "--init-from", str(tmp_path / "a" / "best_train.keras"),
+                 "--start-epoch", "3"]) == 2
+    assert "outside the 3-epoch schedule" in capsys.readouterr().err

@@ -222,14 +222,17 @@ def curve(card: Card) -> str:
     if not acc:
         return "(This card was exported before cards kept the per-epoch curve.)"
     cells = [f"{100 * a:.1f}" for a in acc]
+    first = int(c.get("first_epoch", 1))
     best = tr.get("best_epoch")
-    if isinstance(best, int) and 1 <= best <= len(cells):
-        cells[best - 1] = f"**{cells[best - 1]}** (epoch {best}, shipped)"
+    if isinstance(best, int) and 0 <= best - first < len(cells):
+        cells[best - first] = f"**{cells[best - first]}** (epoch {best}, shipped)"
     what = "the weight average, which is what is evaluated and shipped" if tr.get("ema") else "the trained network"
-    text = (f"PublicTest accuracy after each epoch ({what}; every epoch in `models/{card.get('name')}_history.csv`): "
+    since = "each epoch" if first == 1 else f"each epoch from epoch {first}"
+    text = (f"PublicTest accuracy after {since} ({what}; every epoch in `models/{card.get('name')}_history.csv`): "
             + ", ".join(cells) + "%.")
     if "lr_fraction_of_peak" in c:
-        text += (f" After epoch {len(acc)} the learning rate was {100 * c['lr_fraction_of_peak']:.0f}% of its peak"
+        text += (f" After epoch {first + len(acc) - 1} the learning rate was {100 * c['lr_fraction_of_peak']:.0f}% "
+                 "of its peak"
                  + ("." if tr.get("finished") else "; the run keeps training."))
     return text
 

@@ -107,17 +107,20 @@ def join_histories(csvs: list[Path]) -> tuple[np.ndarray, list[int]]:
     """Chain the per-phase Keras CSV logs of a run that was continued with ``--init-from``.
 
     Each phase numbers its epochs from 0; the joined log numbers them on from
-    the previous phase so a curve reads as one training. Also returns the
-    epoch count at which each later phase starts (where the schedule restarted).
+    the previous phase so a curve reads as one training. A phase that went on
+    with the same schedule (``training.train --start-epoch``) already numbers its
+    epochs from where it went on, and keeps them. Also returns the epoch count at
+    which each later phase starts (where the schedule restarted or went on).
     """
     parts, starts, done = [], [], 0
     for i, csv in enumerate(csvs):
         h = np.atleast_1d(np.genfromtxt(csv, delimiter=",", names=True))
         h = h[["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]].copy()
-        h["epoch"] = h["epoch"] - h["epoch"].min() + done
+        first = int(h["epoch"].min())
+        h["epoch"] = h["epoch"] - first + (done if first == 0 else max(first, done))
         if i:
             starts.append(done)
-        done += len(h)
+        done = int(h["epoch"].max()) + 1
         parts.append(h)
     return np.concatenate(parts), starts
 
@@ -128,7 +131,8 @@ def public_curve(h: np.ndarray, run_history: Path, peak_lr: float | None) -> dic
     Kept in the card so the pages' curve is generated (``training.card_tables``),
     not copied by hand after each ship.
     """
-    out: dict[str, Any] = {"public_accuracy": [round(float(v), 4) for v in h["val_accuracy"]]}
+    out: dict[str, Any] = {"public_accuracy": [round(float(v), 4) for v in h["val_accuracy"]],
+                           "first_epoch": int(h["epoch"].min()) + 1}
     run = np.atleast_1d(np.genfromtxt(run_history, delimiter=",", names=True))
     if peak_lr and "lr" in (run.dtype.names or ()):
         out["lr_fraction_of_peak"] = round(float(run["lr"][-1]) / peak_lr, 3)

@@ -16,6 +16,9 @@ position), the weight average and the epoch's own seed are saved after each
 epoch, and each epoch's faces, order and mixing come from ``(seed, epoch)``.
 ``--seed`` (default ``SEED``) makes another run of the same recipe: a second
 schedule or an ensemble member; a run folder refuses to resume under another seed.
+Lost the run folder (a fresh machine)? ``--init-from models/<name>.keras
+--start-epoch N`` goes on with the same schedule after epoch N from the weights
+that shipped (momentum starts again; the average starts as those weights).
 The same file runs unchanged on ``KERAS_BACKEND=jax`` (a GPU machine) and
 TensorFlow (this CPU).
 """
@@ -232,6 +235,12 @@ class WeightAverage(keras.callbacks.Callback):
         for s, w in zip(shadow, current, strict=True):
             s.assign(w)
 
+    def continue_from_model(self, steps_done: int) -> None:
+        """Start the average as the model's weights, as if ``steps_done`` steps had run."""
+        self.shadow = None
+        self._ensure()
+        self.updates = steps_done // self.every
+
     def state(self) -> dict[str, np.ndarray]:
         shadow = self._ensure()
         return {"updates": np.array(self.updates), **{f"w{i}": np.asarray(s) for i, s in enumerate(shadow)}}
@@ -268,7 +277,7 @@ def float32_copy(model: keras.Model, arch: str) -> keras.Model:
 
 def write_meta(out: Path, name: str, recipe: Recipe, val_name: str, weights: dict[int, float] | None,
                train_rows: int, argv: list[str], seconds: float, init_from: Path | None, finished: bool,
-               seed: int = SEED) -> dict[str, Any]:
+               seed: int = SEED, start_epoch: int = 0) -> dict[str, Any]:
     """``train_meta.json`` from the run's history: rewritten after every epoch, so a run still
     going can be shipped from its best checkpoint (``best_train.keras``) by ``training.export``."""
     h = np.atleast_1d(np.genfromtxt(out / "history.csv", delimiter=",", names=True))
@@ -286,6 +295,7 @@ def write_meta(out: Path, name: str, recipe: Recipe, val_name: str, weights: dic
         "median_images_per_second": float(np.median(h["images_per_second"])),
         "seconds_this_invocation": round(seconds, 1),
         "init_from": str(init_from) if init_from else None,
+        "start_epoch": start_epoch, "schedule_epochs": recipe.epochs,
         "command": "python -m training.train " + " ".join(argv),
         "keras_backend": keras.backend.backend(),
     }
@@ -302,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="use only N training rows (smoke tests)")
     ap.add_argument("--init-from", type=Path, default=None,
                     help="start from this .keras model (same arch) instead of random weights: fine-tuning")
+    ap.add_argument("--start-epoch", type=int, default=0,
+                    help="with --init-from: continue the recipe's schedule after this many epochs (a run "
+                         "whose saved state is lost, restarted from the weights it shipped) instead of "
+                         "starting it again")
     ap.add_argument("--seed", type=int, default=SEED,
                     help="weights' start and every epoch's faces, order and mixing; another seed is another "
                          "run of the same recipe (a second schedule, an ensemble member)")
@@ -320,6 +334,13 @@ def main(argv: list[str] | None = None) -> int:
 
     out = args.out or Path("runs") / args.recipe
     out.mkdir(parents=True, exist_ok=True)
+    if args.start_epoch and not args.init_from:
+        print("training.train: --start-epoch needs --init-from (the weights to continue from)", file=sys.stderr)
+        return 2
+    if not 0 <= args.start_epoch < recipe.epochs:
+        print(f"training.train: --start-epoch {args.start_epoch} is outside the {recipe.epochs}-epoch schedule",
+              file=sys.stderr)
+        return 2
     meta_file = out / "train_meta.json"
     if (out / "backup" / "state.json").exists() and meta_file.exists():
         was = json.loads(meta_file.read_text()).get("seed", SEED)
@@ -379,12 +400,22 @@ def main(argv: list[str] | None = None) -> int:
         start, best = int(state["epochs_done"]), state["best_val_accuracy"]
         model = keras.models.load_model(backup)
         print(f"resuming after epoch {start} (best {val_name} accuracy so far {best:.4f})", flush=True)
+    elif args.start_epoch:
+        # The saved state is gone; the weights are what survived. The schedule goes on
+        # where it was (the optimizer's step count drives the learning rate); momentum
+        # starts from zero, and the average starts as these weights at full momentum.
+        start = args.start_epoch
+        model.optimizer.build(model.trainable_variables)
+        model.optimizer.iterations.assign(start * steps_per_epoch)
+        print(f"continuing the schedule after epoch {start} from {args.init_from}", flush=True)
     ema = WeightAverage(recipe.ema) if recipe.ema else None
     if ema is not None:
         ema.set_model(model)
         if start and ema_file.exists():
             with np.load(ema_file) as z:
                 ema.load(z)
+        elif start:
+            ema.continue_from_model(start * steps_per_epoch)
     backup.parent.mkdir(exist_ok=True)
     history = out / "history.csv"
     if not history.exists():
@@ -418,14 +449,16 @@ def main(argv: list[str] | None = None) -> int:
         os.replace(backup.with_suffix(".tmp.keras"), backup)
         state_file.write_text(json.dumps({"epochs_done": epoch + 1, "best_val_accuracy": best}) + "\n")
         write_meta(out, args.recipe, recipe, val_name, weights, len(x_tr), argv if argv is not None else sys.argv[1:],
-                   time.time() - t0, args.init_from, finished=False, seed=args.seed)
+                   time.time() - t0, args.init_from, finished=False, seed=args.seed,
+                   start_epoch=args.start_epoch)
         print(f"epoch {epoch + 1}/{recipe.epochs}: {val_name} accuracy {val:.4f}"
               f"{f' (raw weights {raw_val:.4f})' if ema is not None else ''} (best {best:.4f}), "
               f"{len(x_ep) / fit_s:.0f} img/s, {time.time() - t0:.0f} s so far", flush=True)
     # The network from the best epoch (chosen on the validation split).
     keras.models.load_model(out / "best_train.keras").save(out / "model.keras")
     meta = write_meta(out, args.recipe, recipe, val_name, weights, len(x_tr),
-                      argv if argv is not None else sys.argv[1:], time.time() - t0, args.init_from, finished=True, seed=args.seed)
+                      argv if argv is not None else sys.argv[1:], time.time() - t0, args.init_from, finished=True, seed=args.seed,
+                      start_epoch=args.start_epoch)
     print(json.dumps(meta), flush=True)
     return 0
 
