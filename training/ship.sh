@@ -10,8 +10,9 @@
 # .tflite, int8 when it costs at most 0.5 points), crop study (margin chosen on PublicTest),
 # per-expression thresholds, robustness and the real-photo probe, and last the one PrivateTest
 # read for this model. models/ is copied first and put back whole if any step fails or the new
-# model does not beat the old, so a failed ship leaves nothing half-changed. Then: edit
-# models/MODEL_CARD.md and the README's tables from card.json, re-run benchmarks/tradeoff.py and
+# model does not beat the old, so a failed ship leaves nothing half-changed. Last, the card
+# tables of models/MODEL_CARD.md and README.md are made anew (training.card_tables). Then: edit
+# the prose numbers outside those tables, re-run benchmarks/tradeoff.py and
 # benchmarks/cue_precision.py, `make test`.
 set -eu
 run=$1
@@ -70,4 +71,9 @@ if [ "$old_name" != "$name" ]; then
 fi
 trap - EXIT
 rm -r "$backup"
-echo "ship.sh: $name shipped ($variant .tflite, PublicTest $shipped_new over $old_public); now edit models/MODEL_CARD.md and README.md from models/card.json"
+echo "ship.sh: $name shipped ($variant .tflite, PublicTest $shipped_new over $old_public)"
+if [ -f README.md ] && [ -f models/MODEL_CARD.md ]; then
+    $py -m training.card_tables --update models/MODEL_CARD.md README.md ||
+        echo "ship.sh: the card tables were not updated; run python -m training.card_tables --update models/MODEL_CARD.md README.md" >&2
+fi
+echo "ship.sh: now edit the prose of models/MODEL_CARD.md and README.md (numbers outside the card tables), re-run benchmarks/tradeoff.py and benchmarks/cue_precision.py, make test"
