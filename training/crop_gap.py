@@ -43,6 +43,12 @@ def place(face: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, Box]:
     return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), Box(x0, y0, s, s)
 
 
+def found(detector: Any, frame: np.ndarray, truth: Box, min_iou: float = 0.3) -> Box | None:
+    """The detected box that is the placed face (best overlap, at least ``min_iou``), or None."""
+    best = max(detector.detect(frame), key=truth.iou, default=None)
+    return best if best is not None and truth.iou(best) >= min_iou else None
+
+
 def study(images: np.ndarray, labels: np.ndarray, model: Any, detector: Any,
           seed: int = 0) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
@@ -52,11 +58,8 @@ def study(images: np.ndarray, labels: np.ndarray, model: Any, detector: Any,
     ious: list[float] = []
     for i, face in enumerate(images):
         frame, truth = place(face, rng)
-        boxes = detector.detect(frame)
-        if not boxes:
-            continue
-        best = max(boxes, key=truth.iou)
-        if truth.iou(best) < 0.3:
+        best = found(detector, frame, truth)
+        if best is None:
             continue
         found_idx.append(i)
         ious.append(truth.iou(best))

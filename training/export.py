@@ -293,12 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     if all(c.exists() for c in csvs):
         h, restarts = join_histories(csvs)
         card["training"]["curve"] = public_curve(h, csvs[-1], meta.get("peak_lr"))
-    write_card(old, card)
-    if all(c.exists() for c in csvs):
         best = int(h["epoch"][np.argmax(h["val_accuracy"])]) + 1
         plot_curves(h, args.out / "training_curves.png",
                     f"{name}: epoch {best} of {len(h)} chosen on PublicTest", tuple(restarts))
         write_history(h, args.out / f"{name}_history.csv")
+    write_card(old, card)
     print(f"wrote {keras_path}, {tflite_path} ({tflite_path.stat().st_size} B), {old}; "
           f"float32 tflite/keras top-1 agreement {100 * agree:.2f}%"
           + (f", int8 {100 * variants['int8']['top1_agreement_with_keras_on_public']:.2f}%" if shipped == "int8" else ""))

@@ -33,7 +33,7 @@ from fer_audio.emotion import EmotionModel, load_model
 from fer_audio.preprocess import face_to_input
 from training import data as fer_data
 from training.card import command_line, update_card
-from training.crop_gap import place
+from training.crop_gap import found, place
 
 Face = np.ndarray  # uint8 (48, 48)
 
@@ -89,14 +89,14 @@ CONTRAST: dict[str, Callable[[Face], Face]] = {
 }
 
 
-def accuracy_pred(model: EmotionModel, faces: np.ndarray) -> np.ndarray:
+def predict_labels(model: EmotionModel, faces: np.ndarray) -> np.ndarray:
     """Top label of each uint8 (48, 48) face, in batches."""
     return np.concatenate([model.predict_batch(faces[i:i + 256, :, :, None].astype(np.float32)).argmax(1)
                            for i in range(0, len(faces), 256)])
 
 
 def accuracy(model: EmotionModel, faces: np.ndarray, labels: np.ndarray) -> float:
-    return float((accuracy_pred(model, faces) == labels).mean())
+    return float((predict_labels(model, faces) == labels).mean())
 
 
 def through_detector(model: EmotionModel, images: np.ndarray, labels: np.ndarray, deg: float,
@@ -105,22 +105,21 @@ def through_detector(model: EmotionModel, images: np.ndarray, labels: np.ndarray
     detector = make_detector(DetectorConfig())
     rng = np.random.default_rng(seed)
     crops: dict[bool, list[Face]] = {True: [], False: []}
-    found: list[int] = []
+    hits: list[int] = []
     for i, face in enumerate(images):
         frame, truth = place(face, rng)
         centre = (truth.x + truth.w / 2, truth.y + truth.h / 2)
         frame = cv2.warpAffine(frame, cv2.getRotationMatrix2D(centre, deg, 1.0), frame.shape[1::-1],
                                borderMode=cv2.BORDER_REPLICATE)
-        boxes = detector.detect(frame)
-        best = max(boxes, key=truth.iou, default=None)
-        if best is None or truth.iou(best) < 0.3:
+        best = found(detector, frame, truth)
+        if best is None:
             continue
-        found.append(i)
+        hits.append(i)
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         for align in (False, True):
             crops[align].append(face_to_input(gray, best, model.card.crop_margin, align=align))
-    y = labels[found]
-    return {"detected": len(found) / len(images),
+    y = labels[hits]
+    return {"detected": len(hits) / len(images),
             "not levelled": accuracy(model, np.stack(crops[False]), y),
             "eyes levelled": accuracy(model, np.stack(crops[True]), y)}
 
@@ -141,24 +140,23 @@ def real_probe(model: EmotionModel, path: Path, seed: int = 0) -> dict[str, Any]
     with np.load(path) as d:
         images, labels = d["images"], d["labels"].astype(np.int64)
     faces = np.stack([cv2.resize(f, (48, 48), interpolation=cv2.INTER_AREA) for f in images])
-    pred = np.concatenate([model.predict_batch(faces[i:i + 256, :, :, None].astype(np.float32)).argmax(1)
-                           for i in range(0, len(faces), 256)])
+    pred = predict_labels(model, faces)
     detector = make_detector(DetectorConfig())
     rng = np.random.default_rng(seed)
-    found: list[int] = []
+    hits: list[int] = []
     crops: list[Face] = []
     for i, photo in enumerate(images):
         frame, truth = place(photo, rng)
-        best = max(detector.detect(frame), key=truth.iou, default=None)
-        if best is None or truth.iou(best) < 0.3:
+        best = found(detector, frame, truth)
+        if best is None:
             continue
-        found.append(i)
+        hits.append(i)
         crops.append(face_to_input(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), best, model.card.crop_margin))
-    idx = np.array(found, dtype=np.int64)
+    idx = np.array(hits, dtype=np.int64)
     runtime: dict[str, Any] = {"detected": len(idx) / len(images), "margin": model.card.crop_margin}
     if len(idx):
         y = labels[idx]
-        p_rt = accuracy_pred(model, np.stack(crops))
+        p_rt = predict_labels(model, np.stack(crops))
         runtime.update(accuracy=float((p_rt == y).mean()), resized_on_same=float((pred[idx] == y).mean()),
                        recall=_recall(p_rt, y))
     return {"n": int(len(labels)), "accuracy": float((pred == labels).mean()), "recall": _recall(pred, labels),
