@@ -67,28 +67,47 @@ def test_pulse_device_is_listed(pulse_server: PulseServer) -> None:
     assert resolve_device(str(pulse.index), devices) == pulse.index  # index
 
 
-def test_cues_arrive_in_order_panned_and_promptly(pulse_server: PulseServer) -> None:
-    plan = [("happy", -0.8), ("sad", 0.8), ("angry", -0.8), ("surprise", 0.8), ("fear", -0.8)]
+# A starved CPU can underrun the output stream: the gap splits an earcon and it no
+# longer matches its template. The sink counts every underrun PortAudio reports, so a
+# try whose earcons do not all match AND which reported an underrun is replayed (a try
+# with no underrun must be right the first time). Seen here: about 1 try in 15 damaged
+# while a training run held both cores; CI once failed that way.
+TRIES = 3
+
+
+def play_plan(server: PulseServer, plan: list[tuple[str, float]]) -> tuple[np.ndarray, list[float], Recorder, int]:
+    """Play each earcon 0.6 s apart into the recorded sink: (audio, play() times, recorder, underflows)."""
     out = device_player()
     assert out.status().device_ok, out.status().problem
     calls: list[float] = []
-    with Recorder(pulse_server) as rec:
+    with Recorder(server) as rec:
         time.sleep(0.3)
         for i, (key, pan) in enumerate(plan):
             calls.append(time.monotonic())
             assert out.play(earcon_cue(key, pan), float(i))
             time.sleep(0.6)
         time.sleep(0.4)
+    underflows = out.status().underflows
     out.close()
-    audio = rec.audio().astype(np.float64)
-    mono = audio.sum(axis=1)
-    templates = {k: load_sound(SOUNDS_DIR / f"{k}.wav", RATE).data for k, _ in plan}
+    return rec.audio().astype(np.float64), calls, rec, underflows
 
-    found: list[tuple[int, str]] = []
-    for key, template in templates.items():
-        found += [(at, key) for at, _ in onsets_by_correlation(mono, template, threshold=0.9)]
-    found.sort()
-    assert [k for _, k in found] == [k for k, _ in plan]  # each earcon once, in order, nothing else
+
+def test_cues_arrive_in_order_panned_and_promptly(pulse_server: PulseServer) -> None:
+    plan = [("happy", -0.8), ("sad", 0.8), ("angry", -0.8), ("surprise", 0.8), ("fear", -0.8)]
+    templates = {k: load_sound(SOUNDS_DIR / f"{k}.wav", RATE).data for k, _ in plan}
+    damaged: list[int] = []
+    for _ in range(TRIES):
+        audio, calls, rec, underflows = play_plan(pulse_server, plan)
+        mono = audio.sum(axis=1)
+        found: list[tuple[int, str]] = []
+        for key, template in templates.items():
+            found += [(at, key) for at, _ in onsets_by_correlation(mono, template, threshold=0.9)]
+        found.sort()
+        if [k for _, k in found] == [k for k, _ in plan] or underflows == 0:
+            break
+        damaged.append(underflows)
+    # Each earcon once, in order, nothing else.
+    assert [k for _, k in found] == [k for k, _ in plan], f"underflows in the failed tries: {damaged + [underflows]}"
 
     for (at, key), (_, pan), called in zip(found, plan, calls, strict=True):
         # The right earcon: it matches its own template better than any other.
