@@ -1,20 +1,24 @@
-"""Build test and demo clips from real FER-2013 PrivateTest faces, with ground-truth timelines.
+"""Build the demo clip from the committed real photographs, and benchmark clips from FER-2013.
 
-    python benchmarks/make_clips.py --data ../shared/data/fer2013.npz demo
-
-Faces come only from PrivateTest (never from training faces), only rows with
-exact pixels, and only faces whose FER+ crowd majority agrees with the
-FER-2013 label by at least ``--min-votes`` of 10 (clear expressions, so a
-clip tests the pipeline rather than label noise). Each face is upscaled and
-held on a plain background for a segment; the timeline JSON next to the clip
-says when, where and what. A face is used only if YuNet finds it where it was
-placed, so a clip never asks the pipeline for a face no detector could see.
-
-Benchmark clips (benchmarks/clips/, see benchmarks/README.md) come from the
-same pool through a second picker with its own seed, built after the demo,
-so adding or changing them never changes the demo:
-
+    python benchmarks/make_clips.py demo
     python benchmarks/make_clips.py --data ../shared/data/fer2013.npz bench
+
+The demo (fer_audio/data/demo.mp4, shipped in the package) is made only of the six
+MIT-licensed photographs in tests/fixtures/faces (from ageitgey/face_recognition,
+licence beside them): no FER-2013 image is ever committed or shipped. Each face is
+found by YuNet in its photo, cut out as a square around its box, and held on a plain
+background for a segment; the timeline JSON next to the clip says when, where and
+which photo. The photos carry no expression labels (most people in them smile), so
+what a segment should be cued is judged from the shipped model's own reading of it
+(tests/test_end_to_end.py), not from a label here.
+
+Benchmark clips (benchmarks/clips/, not committed; see benchmarks/README.md) need
+clear, labelled expressions, so they are built on demand from FER-2013 PrivateTest
+faces: only rows with exact pixels, and only faces whose FER+ crowd majority agrees
+with the FER-2013 label by at least ``--min-votes`` of 10 (clear expressions, so a
+clip tests the pipeline rather than label noise). A face is used only if YuNet finds
+it where it was placed. The picker's seeds are fixed, so the clips are the same
+every time they are built.
 """
 
 from __future__ import annotations
@@ -32,15 +36,6 @@ LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FERPLUS_COL = {"angry": 4, "disgust": 5, "fear": 6, "happy": 1, "sad": 3, "surprise": 2, "neutral": 0}
 ROOT = Path(__file__).resolve().parent.parent
 YUNET = ROOT / "models" / "face_detection_yunet_2026may.onnx"
-
-
-@dataclass(frozen=True)
-class Segment:
-    start: float
-    end: float
-    cx: float  # face centre, fraction of frame width
-    label: str
-    size: int = 200
 
 
 def background(w: int, h: int, seed: int) -> np.ndarray:
@@ -68,32 +63,60 @@ class FacePicker:
             self.pool[label] = list(rng.permutation(rows))
         self.det = cv2.FaceDetectorYN.create(str(YUNET), "", (320, 240), 0.7, 0.3)
 
-    def _detectable(self, face: np.ndarray) -> bool:
-        canvas = np.full((480, 640), 110, np.uint8)
-        canvas[140:340, 220:420] = cv2.resize(face, (200, 200), interpolation=cv2.INTER_CUBIC)
-        small = cv2.resize(cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR), (320, 240))
-        self.det.setInputSize((320, 240))
-        _, faces = self.det.detect(small)
-        return faces is not None and len(faces) == 1
 
-    def take(self, label: str) -> int:
-        while self.pool[label]:
-            row = int(self.pool[label].pop())
-            if self._detectable(self.images[row]):
-                return row
-        raise SystemExit(f"no more clear, detectable PrivateTest faces labelled {label}")
+PHOTOS_DIR = ROOT / "tests" / "fixtures" / "faces"
+DEMO_DIR = ROOT / "fer_audio" / "data"
 
 
-def render(segments: list[Segment], rows: list[int], images: np.ndarray, out: Path,
-           duration: float, fps: float = 15.0, size: tuple[int, int] = (640, 480),
-           seed: int = 0) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Segment:
+    """One photographed face held in one place for a while.
+
+    ``face`` picks a face in a photo with several, counted left to right.
+    """
+
+    start: float
+    end: float
+    cx: float  # face centre, fraction of frame width
+    photo: str
+    face: int = 0
+    size: int = 200
+
+
+def photo_face(photo: Path, face: int, size: int, det: Any) -> np.ndarray:
+    """The ``face``-th face (left to right) of a photo, as a BGR square of ``size`` px around its box.
+
+    The square is 1.7 times the box's longer side, so hair, chin and some shoulder
+    come with it, as a camera would show a person; edges beyond the photo repeat.
+    """
+    image = cv2.imread(str(photo))
+    if image is None:
+        raise SystemExit(f"{photo}: not a picture OpenCV can read")
+    scale = 640 / max(image.shape[:2])
+    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    det.setInputSize((small.shape[1], small.shape[0]))
+    _, found = det.detect(small)
+    if found is None or len(found) <= face:
+        raise SystemExit(f"{photo}: YuNet finds {0 if found is None else len(found)} faces, face {face} asked for")
+    x, y, w, h = (float(v) / scale for v in sorted(found, key=lambda f: f[0])[face][:4])
+    side = 1.7 * max(w, h)
+    cx, cy = x + w / 2, y + h / 2
+    pad = int(side)
+    padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    x0, y0 = int(round(cx - side / 2)) + pad, int(round(cy - side / 2)) + pad
+    crop = padded[y0:y0 + int(side), x0:x0 + int(side)]
+    return np.asarray(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA))
+
+
+def render(segments: list[Segment], out: Path, duration: float, fps: float = 15.0,
+           size: tuple[int, int] = (640, 480), seed: int = 0) -> list[dict[str, Any]]:
     w, h = size
-    bg = background(w, h, seed)
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    bg = cv2.cvtColor(background(w, h, seed), cv2.COLOR_GRAY2BGR)
+    det = cv2.FaceDetectorYN.create(str(YUNET), "", (320, 240), 0.7, 0.3)
+    faces = [photo_face(PHOTOS_DIR / s.photo, s.face, s.size, det) for s in segments]
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
     if not writer.isOpened():
         raise SystemExit(f"{out}: OpenCV cannot write mp4v video here")
-    faces = [cv2.resize(images[r], (s.size, s.size), interpolation=cv2.INTER_CUBIC)
-             for s, r in zip(segments, rows, strict=True)]
     n = int(round(duration * fps))
     for i in range(n):
         t = i / fps
@@ -106,48 +129,50 @@ def render(segments: list[Segment], rows: list[int], images: np.ndarray, out: Pa
                 x0 = int(round(s.cx * w - s.size / 2)) + dx
                 y0 = (h - s.size) // 2 + dy
                 frame[y0:y0 + s.size, x0:x0 + s.size] = face
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+        writer.write(frame)
     writer.release()
     return [
-        {"start": s.start, "end": s.end, "x": round(2 * s.cx - 1, 4), "label": s.label,
-         "row": r, "box": [round(s.cx * w - s.size / 2), (h - s.size) // 2, s.size, s.size]}
-        for s, r in zip(segments, rows, strict=True)
+        {"start": s.start, "end": s.end, "x": round(2 * s.cx - 1, 4), "photo": s.photo, "face": s.face,
+         "box": [round(s.cx * w - s.size / 2), (h - s.size) // 2, s.size, s.size]}
+        for s in segments
     ]
 
 
+# Times and places are those the tests rely on: one person at the centre, a change of
+# person there, a pause, two people side by side (x -0.5 and +0.5) from 13.5 s, both
+# replaced at 17.5 s, then one on each side in turn. A face that replaces another in
+# the same place shows another expression, as the tracker keeps it the same person.
 DEMO: list[Segment] = [
-    Segment(1.5, 4.5, 0.5, "happy"),
-    Segment(4.5, 7.5, 0.5, "surprise"),
-    Segment(9.0, 12.0, 0.5, "sad"),
-    Segment(13.5, 17.5, 0.25, "angry"),
-    Segment(13.5, 17.5, 0.75, "happy"),
-    Segment(17.5, 21.5, 0.25, "neutral"),
-    Segment(17.5, 21.5, 0.75, "fear"),
-    Segment(23.0, 26.0, 0.75, "surprise"),
-    Segment(27.5, 30.5, 0.25, "happy"),
+    Segment(1.5, 4.5, 0.5, "obama.jpg"),
+    Segment(4.5, 7.5, 0.5, "kit_with_rose.jpg", face=1),
+    Segment(9.0, 12.0, 0.5, "kit_with_rose.jpg", face=0),
+    Segment(13.5, 17.5, 0.25, "alex-lacamoire.png"),
+    Segment(13.5, 17.5, 0.75, "obama-480p.jpg"),
+    Segment(17.5, 21.5, 0.25, "kit_with_rose.jpg", face=1),
+    Segment(17.5, 21.5, 0.75, "biden.jpg"),
+    Segment(23.0, 26.0, 0.75, "obama_partial_face.jpg"),
+    Segment(27.5, 30.5, 0.25, "alex-lacamoire.png"),
 ]
 DEMO_DURATION = 32.0
 
 
-def make(name: str, segments: list[Segment], duration: float, picker: FacePicker,
-         out_dir: Path, fps: float = 15.0) -> Path:
-    rows = [picker.take(s.label) for s in segments]
-    clip = out_dir / f"{name}.mp4"
-    timeline = render(segments, rows, picker.images, clip, duration, fps)
+def make_demo(out_dir: Path = DEMO_DIR, fps: float = 15.0) -> Path:
+    clip = out_dir / "demo.mp4"
+    timeline = render(DEMO, clip, DEMO_DURATION, fps)
     meta = {
-        "clip": clip.name, "fps": fps, "duration": duration, "size": [640, 480],
-        "source": "FER-2013 PrivateTest rows (exact pixels, FER+ majority agrees with the label)",
+        "clip": clip.name, "fps": fps, "duration": DEMO_DURATION, "size": [640, 480],
+        "source": "tests/fixtures/faces: six photographs from ageitgey/face_recognition (MIT); "
+                  "expressions not labelled",
         "segments": timeline,
     }
-    (out_dir / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
-    print(f"wrote {clip} ({clip.stat().st_size} B, {len(segments)} face segments)")
+    (out_dir / "demo.json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"wrote {clip} ({clip.stat().st_size} B, {len(DEMO)} face segments)")
     return clip
 
 
 # --------------------------------------------------------------------------- benchmark clips
 #
-# Everything below is for benchmarks/ only. The demo above keeps its own
-# Segment/render/make path unchanged, byte for byte.
+# Everything below is for benchmarks/ only and needs the full FER-2013 npz.
 
 BENCH_DIR = ROOT / "benchmarks" / "clips"
 BENCH_SEED = 2027
@@ -176,7 +201,7 @@ class ClipSpec:
 
 
 class SizedFacePicker(FacePicker):
-    """The demo's picker, checking detectability at the size a face will actually have."""
+    """Checks that YuNet finds each face at the size it will have in the clip."""
 
     def _detectable_at(self, face: np.ndarray, size: int) -> bool:
         canvas = np.full((480, 640), 110, np.uint8)
@@ -353,11 +378,10 @@ BENCH: dict[str, ClipSpec] = {
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, required=True, help="fer2013.npz")
+    ap.add_argument("--data", type=Path, help="fer2013.npz (benchmark clips only)")
     ap.add_argument("--min-votes", type=int, default=7)
-    ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--bench-seed", type=int, default=BENCH_SEED,
-                    help="seed of the benchmark clips' own face picker (the demo's is untouched)")
+                    help="seed of the benchmark clips' face picker")
     ap.add_argument("--out-dir", type=Path, default=BENCH_DIR, help="where benchmark clips go")
     ap.add_argument("which", nargs="*", default=["demo"],
                     help="demo, bench (every benchmark clip), or benchmark clip names: " + ", ".join(BENCH))
@@ -365,12 +389,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.which) - {"demo", "bench", *BENCH})
     if unknown:
         raise SystemExit(f"unknown clip {unknown[0]!r}; expected demo, bench or one of {', '.join(BENCH)}")
-    picker = FacePicker(args.data, args.min_votes, args.seed)
     if "demo" in args.which:
-        make("demo", DEMO, DEMO_DURATION, picker, ROOT / "fer_audio" / "data")
+        make_demo()
     wanted = [n for n in BENCH if "bench" in args.which or n in args.which]
     if wanted:
-        # A picker of its own, made after the demo's: the demo's picks never depend on these.
+        if args.data is None or not args.data.is_file():
+            raise SystemExit(f"--data: {args.data or 'missing'}: the FER-2013 npz is needed for benchmark clips")
         bench_picker = SizedFacePicker(args.data, args.min_votes, args.bench_seed)
         args.out_dir.mkdir(parents=True, exist_ok=True)
         for name in BENCH:  # always in the same order, so a clip's faces do not depend on the others asked for

@@ -194,7 +194,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ns = argparse.Namespace(source=str(DEMO_CLIP), realtime=args.realtime, loop=False,
                             audio_out=None if args.realtime else str(wav), no_audio=False)
     cfg = apply_overrides(cfg, ns)
-    print(f"demo: running {DEMO_CLIP.name} (real FER-2013 test faces) through the whole pipeline")
+    print(f"demo: running {DEMO_CLIP.name} (real photographs, MIT licensed) through the whole pipeline")
     return run_pipeline(cfg, events, print_timeline=True)
 
 

@@ -107,7 +107,7 @@ def test_every_face_segment_gives_one_correct_cue_and_nothing_is_invented(demo_r
                  if sum(v == lb and p >= thresholds[lb] + BAND for v, p in views) >= CLEAR_SHARE * len(views)}
         if clear:
             (label,) = clear
-            assert len(mine) == 1, f"{seg['label']} face at {seg['start']} s: model holds {label}, no cue ({views})"
+            assert len(mine) == 1, f"{seg['photo']} at {seg['start']} s: model holds {label}, no cue ({views})"
             e = expressions[mine[0]]
             assert e.label == label, f"segment at {seg['start']} s cued {e.label}, model holds {label}"
             assert e.t - seg["start"] <= ONSET_MAX_S

@@ -1,7 +1,7 @@
 """Hostile video input through the real pipeline stages: one clear line or a logged warning, never a crash.
 
 Cases: truncated and byte-corrupted videos (mp4v and MJPG, cut from the
-bundled demo clip of real PrivateTest faces), zero-byte and non-video files,
+bundled demo clip of real photographs), zero-byte and non-video files,
 image folders full of odd images (sizes from 1x1, gray, BGRA, 16-bit,
 corrupt files), arbitrary arrays from a camera, frames with no face, and a
 frame with 20 real faces. Each goes through the real source (open_source),
