@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,26 @@ def found(detector: Any, frame: np.ndarray, truth: Box, min_iou: float = 0.3) ->
     return best if best is not None and truth.iou(best) >= min_iou else None
 
 
+def placed_and_found(images: np.ndarray, detector: Any, rng: np.random.Generator,
+                     roll_deg: float = 0.0) -> Iterator[tuple[int, np.ndarray, Box, Box]]:
+    """Each face placed in a camera-sized frame (rolled ``roll_deg`` about its centre) and found.
+
+    Yields (index, gray frame, placed box, detected box) for the faces the detector
+    finds where they were put; the rest are skipped, so callers count them. One
+    loop for the crop study, the rolled-face study and the real-photo probe, so they
+    place, find and crop faces the same way.
+    """
+    for i, face in enumerate(images):
+        frame, truth = place(face, rng)
+        if roll_deg:
+            centre = (truth.x + truth.w / 2, truth.y + truth.h / 2)
+            frame = cv2.warpAffine(frame, cv2.getRotationMatrix2D(centre, roll_deg, 1.0), frame.shape[1::-1],
+                                   borderMode=cv2.BORDER_REPLICATE)
+        best = found(detector, frame, truth)
+        if best is not None:
+            yield i, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), truth, best
+
+
 def study(images: np.ndarray, labels: np.ndarray, model: Any, detector: Any,
           seed: int = 0) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
@@ -56,14 +77,9 @@ def study(images: np.ndarray, labels: np.ndarray, model: Any, detector: Any,
     crops: dict[float, list[np.ndarray]] = {m: [] for m in MARGINS}
     found_idx: list[int] = []
     ious: list[float] = []
-    for i, face in enumerate(images):
-        frame, truth = place(face, rng)
-        best = found(detector, frame, truth)
-        if best is None:
-            continue
+    for i, gray, truth, best in placed_and_found(images, detector, rng):
         found_idx.append(i)
         ious.append(truth.iou(best))
-        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         for m in MARGINS:
             crops[m].append(face_to_input(gray, best, m))
     idx = np.array(found_idx)

@@ -33,7 +33,7 @@ from fer_audio.emotion import EmotionModel, load_model
 from fer_audio.preprocess import face_to_input
 from training import data as fer_data
 from training.card import command_line, update_card
-from training.crop_gap import found, place
+from training.crop_gap import placed_and_found
 
 Face = np.ndarray  # uint8 (48, 48)
 
@@ -106,16 +106,8 @@ def through_detector(model: EmotionModel, images: np.ndarray, labels: np.ndarray
     rng = np.random.default_rng(seed)
     crops: dict[bool, list[Face]] = {True: [], False: []}
     hits: list[int] = []
-    for i, face in enumerate(images):
-        frame, truth = place(face, rng)
-        centre = (truth.x + truth.w / 2, truth.y + truth.h / 2)
-        frame = cv2.warpAffine(frame, cv2.getRotationMatrix2D(centre, deg, 1.0), frame.shape[1::-1],
-                               borderMode=cv2.BORDER_REPLICATE)
-        best = found(detector, frame, truth)
-        if best is None:
-            continue
+    for i, gray, _, best in placed_and_found(images, detector, rng, roll_deg=deg):
         hits.append(i)
-        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         for align in (False, True):
             crops[align].append(face_to_input(gray, best, model.card.crop_margin, align=align))
     y = labels[hits]
@@ -145,13 +137,9 @@ def real_probe(model: EmotionModel, path: Path, seed: int = 0) -> dict[str, Any]
     rng = np.random.default_rng(seed)
     hits: list[int] = []
     crops: list[Face] = []
-    for i, photo in enumerate(images):
-        frame, truth = place(photo, rng)
-        best = found(detector, frame, truth)
-        if best is None:
-            continue
+    for i, gray, _, best in placed_and_found(images, detector, rng):
         hits.append(i)
-        crops.append(face_to_input(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), best, model.card.crop_margin))
+        crops.append(face_to_input(gray, best, model.card.crop_margin))
     idx = np.array(hits, dtype=np.int64)
     runtime: dict[str, Any] = {"detected": len(idx) / len(images), "margin": model.card.crop_margin}
     if len(idx):
