@@ -336,9 +336,13 @@ def _send_and_close(conn: socket.socket, data: bytes) -> None:
 def describe_status(status: dict[str, Any]) -> str:
     """The one plain line `fer-audio ctl status` prints (a screen reader reads it well)."""
     faces = int(status.get("faces", 0))
-    return (f"{status.get('state', 'unknown')}, source {status.get('source', 'unknown')}, "
+    line = (f"{status.get('state', 'unknown')}, source {status.get('source', 'unknown')}, "
             f"{float(status.get('fps', 0.0)):.1f} fps, {faces} face{'' if faces == 1 else 's'}, "
             f"last cue {status.get('last_cue') or 'none'}")
+    underruns = int(status.get("underruns", 0))
+    if underruns:  # why a cue may have sounded broken: said only when it happened
+        line += f", sound output underran {underruns} time{'' if underruns == 1 else 's'}"
+    return line
 
 
 def send_command(path: Path, command: str, timeout_s: float = 10.0) -> str:

@@ -279,6 +279,9 @@ class Daemon:
             stats.end_reason = self._stop_reason
         log.info("stopped: %d frames analysed in %.0f s, %d cues played; %s",
                  stats.analysed, stats.seconds, stats.cues_played, stats.end_reason)
+        if stats.underruns:
+            log.warning("audio output underran %d times: the CPU was too busy to keep the sound card fed, "
+                        "so a cue may have had a gap", stats.underruns)
         return DaemonResult(stats, run.source_name, run.kept.events if run.kept is not None else None)
 
     def status_line(self) -> str:
@@ -422,6 +425,7 @@ class Daemon:
             with suppress(Exception):
                 a = pipe.s.audio.status()
                 out["audio"] = a.output if a.problem is None else f"{a.output} ({a.problem})"
+                out["underruns"] = a.underflows
                 if a.speech_engine:
                     out["speech"] = a.speech_engine
         return out

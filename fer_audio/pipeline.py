@@ -155,6 +155,9 @@ class RunStats:
     source_error: str = ""
     last_cue: str = ""
     warnings: list[str] = field(default_factory=list)
+    # Audio blocks the output device asked for later than they could be made (PortAudio
+    # underflows): a CPU too busy to keep the sound card fed; a cue then had a gap.
+    underruns: int = 0
 
     @property
     def fps(self) -> float:
@@ -409,6 +412,10 @@ class Pipeline:
             self.stats.seconds = self.clock() - started
             if not self.stats.end_reason:
                 self.stats.end_reason = "stopped"
+            try:
+                self.stats.underruns = self.s.audio.status().underflows
+            except Exception:  # a player that cannot say must not hide how the run ended
+                log.debug("audio status at the end of the run", exc_info=True)
         return self.stats
 
     def _on_source_event(self, ev: SourceEvent) -> bool:

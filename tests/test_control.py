@@ -369,6 +369,10 @@ def test_status_line_reads_as_words() -> None:
     assert line == "paused, source camera 0, 15.0 fps, 1 face, last cue happy (person 2) at 12.0 s"
     assert describe_status({"state": "running", "source": "camera 0", "fps": 0, "faces": 0,
                             "last_cue": ""}).endswith("0 faces, last cue none")
+    assert describe_status({"state": "running", "source": "camera 0", "fps": 15, "faces": 1, "last_cue": "",
+                            "underruns": 0}).endswith("1 face, last cue none")
+    assert describe_status({"state": "running", "source": "camera 0", "fps": 15, "faces": 1, "last_cue": "",
+                            "underruns": 2}).endswith("last cue none, sound output underran 2 times")
 
 
 # -- systemd ----------------------------------------------------------------------------------

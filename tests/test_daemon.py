@@ -319,6 +319,7 @@ def test_losing_the_sound_server_keeps_the_service_running(tmp_path: Path, clip:
         d.wait_for_log("ready:")
         wait_until(lambda: d.status()["cues"] >= 1, 20, "a cue on the sound card")
         assert d.status()["audio"] == "device"
+        assert isinstance(d.status()["underruns"], int)  # the device's own count, reported
         server.stop()  # the sound server dies under the open stream
         d.wait_for_log("audio device lost")
         frames = d.status()["frames"]

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # until just before they are replaced.
 CUT = (13.0, 17.9)
 MATCH = 0.9
+TRIES = 3  # see test_audio_device.TRIES
 PAN_WIDTH = AudioConfig().pan_width
 
 
@@ -60,9 +61,17 @@ def test_two_people_settling_together_are_both_heard_panned_apart(pulse_server: 
     env = {**pulse_server.env, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
     args = [sys.executable, "-m", "fer_audio", "run", "--source", str(clip), "--realtime",
             "--config", str(cfg), "--events-out", str(tmp_path / "events.jsonl")]
-    with Recorder(pulse_server) as rec:
-        done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=90, cwd=tmp_path)
-        rec.wait_for(0.8)  # the last cue finishes playing
+    template = load_sound(SOUNDS_DIR / "happy.wav", RATE).data
+    for _ in range(TRIES):
+        with Recorder(pulse_server) as rec:
+            done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=90, cwd=tmp_path)
+            rec.wait_for(0.8)  # the last cue finishes playing
+        audio = rec.audio().astype(np.float64)
+        found = onsets_by_correlation(audio.sum(axis=1), template, threshold=MATCH)
+        # A try the service itself reports as damaged (a starved CPU underran the output,
+        # splitting an earcon) is played again; one without that report must be right.
+        if len(found) == 2 or "audio output underran" not in done.stdout:
+            break
     assert done.returncode == 0, done.stderr
     assert "2 cues played" in done.stdout, done.stdout
 
@@ -70,11 +79,7 @@ def test_two_people_settling_together_are_both_heard_panned_apart(pulse_server: 
     cued = sorted((e["t"], e["label"], e["x"]) for e in events if e["kind"] == "expression")
     assert [lb for _, lb, _ in cued] == ["happy", "happy"], events
     assert sorted(x for _, _, x in cued)[0] < -0.3 < 0.3 < sorted(x for _, _, x in cued)[1], events
-    audio = rec.audio().astype(np.float64)
-    mono = audio.sum(axis=1)
-    template = load_sound(SOUNDS_DIR / "happy.wav", RATE).data
-    found = onsets_by_correlation(mono, template, threshold=MATCH)
-    assert len(found) == 2, f"happy: heard {len(found)} times, expected twice"
+    assert len(found) == 2, f"happy: heard {len(found)} times, expected twice ({done.stdout})"
     # One heard on each side, each panned to its own person (constant-power pan of
     # x * pan_width, as test_audio_device checks it). The two settle on the same frame,
     # so which is heard first is the presenter's choice; compare them sorted by side.

@@ -95,3 +95,26 @@ def test_demo_and_service_write_the_same_wav(tmp_path: Path) -> None:
     # ... and end at the same sample, with the same cues in them.
     assert len(service) == len(demo)
     assert np.array_equal(service, demo)
+
+
+def test_a_run_reports_the_output_underruns_its_player_counted(tmp_path: Path) -> None:
+    """Underruns (a CPU too busy to feed the sound card) reach the run's stats, for the summary and the log."""
+    from fakes import RecordingSink, RecordingTts
+    from media import panning_frames, write_video
+
+    from fer_audio.audio import AudioOut
+    from fer_audio.pipeline import Pipeline, build_stages
+
+    clip = write_video(tmp_path / "face.mp4", panning_frames(8), 15.0)
+    cfg = Config()
+    cfg = cfg.model_copy(update={"source": cfg.source.model_copy(update={"uri": str(clip)})})
+    for counted in (0, 3):
+        audio = AudioOut(cfg.audio, cfg.speech, cfg.cues, sink=RecordingSink(underflows=counted), tts=RecordingTts())
+        stages = build_stages(cfg, audio=audio)
+        try:
+            stats = Pipeline(cfg, stages).run()
+        finally:
+            stages.source.close()
+            audio.close()
+        assert stats.end_reason == "end of source" and stats.analysed == 8
+        assert stats.underruns == counted
