@@ -353,6 +353,26 @@ def _talk_wobble_shots() -> list[Shot]:
     return [Shot(0.0, 30.0, 0.28, "neutral", 180, wobble=True), Shot(0.0, 30.0, 0.72, "neutral", 180, wobble=True)]
 
 
+def _changes_shots() -> list[Shot]:
+    """Three people, each alternating a neutral face and a clear expression every 4 s, for 2 minutes.
+
+    42 expression onsets (8 each of angry, fear, happy, sad, surprise; 2 disgust, the
+    pool holds only 4 clear ones), in a fixed shuffled order dealt to the three slots in
+    turn: enough cues per expression to compare models, which the ten-face clips above
+    cannot. Slot k starts 8k/3 s after slot 0, so onsets come 2.7 s apart overall and
+    never compete for the presenter's global rate limit (1.5 s).
+    """
+    labels = [lb for lb in ("angry", "fear", "happy", "sad", "surprise") for _ in range(8)] + ["disgust"] * 2
+    order = [labels[i] for i in np.random.default_rng(5).permutation(len(labels))]
+    shots: list[Shot] = []
+    for k in range(3):
+        cx, t = (1 + 2 * k) / 6, 8.0 * k / 3
+        for label in order[k::3]:
+            shots += [Shot(t, t + 4.0, cx, "neutral", 160), Shot(t + 4.0, t + 8.0, cx, label, 160)]
+            t += 8.0
+    return shots
+
+
 BENCH: dict[str, ClipSpec] = {
     "faces1": ClipSpec(_two_halves(0.5, 0.5, 200, "happy", "surprise", 10.0), 10.0, 30.0,
                        "throughput: one face"),
@@ -373,6 +393,9 @@ BENCH: dict[str, ClipSpec] = {
                           "steadiness: one slot, a different neutral face every 3 s"),
     "talk_wobble": ClipSpec(_talk_wobble_shots(), 30.0, 15.0,
                             "steadiness: two neutral faces with jitter, flicker, noise and compression"),
+    # Last, so the clips above keep their faces.
+    "changes": ClipSpec(_changes_shots(), 120.0, 15.0,
+                        "cue precision: three people, neutral and a clear expression in turn, 42 onsets"),
 }
 
 
