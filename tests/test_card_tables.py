@@ -153,3 +153,15 @@ def test_the_curve_is_every_epoch_with_the_shipped_one_in_bold(tmp_path) -> None
                                   "curve": {"public_accuracy": [0.66, 0.67], "first_epoch": 47}}}
     assert ("after each epoch from epoch 47 (the weight average, which is what is evaluated and shipped; "
             "every epoch in `models/fer_new_history.csv`): 66.0, **67.0** (epoch 48, shipped)%.") in card_tables.curve(later)
+
+
+def test_the_calibration_sentence_is_the_cards_temperature_ece_and_crop_gap() -> None:
+    card = {**CARD,
+            "metrics": {**CARD["metrics"],  # type: ignore[dict-item]
+                        "private": {**CARD["metrics"]["private"], "ece": 0.0263, "ece_uncalibrated": 0.0441}},  # type: ignore[index]
+            "crop_study": {"chosen_margin": -0.05, "previous_margin": 0.1, "gap_points_before": 4.09,
+                           "gap_points_after": 0.6, "private": {"detection_rate": 0.885}}}
+    assert card_tables.calibration(card) == (
+        "T = 0.900 takes PrivateTest's expected calibration error from 4.4% to 2.6%. Through YuNet and the "
+        "runtime's crop, the gap to FER's own crop on PrivateTest is 0.60 points at the margin chosen on "
+        "PublicTest (-0.05; 4.09 at the export's default 0.1); YuNet finds 88.5% of the placed faces.")

@@ -237,9 +237,22 @@ def curve(card: Card) -> str:
     return text
 
 
+def calibration(card: Card) -> str:
+    """Temperature and the runtime crop's gap in one sentence each, for the README's prose."""
+    priv = card.get("metrics", {}).get("private", {})
+    c = card.get("crop_study", {})
+    found = (c.get("private") or {}).get("detection_rate")
+    return (f"T = {card.get('temperature', float('nan')):.3f} takes PrivateTest's expected calibration error from "
+            f"{pct(priv.get('ece_uncalibrated'), 1)} to {pct(priv.get('ece'), 1)}. Through YuNet and the runtime's "
+            f"crop, the gap to FER's own crop on PrivateTest is {c.get('gap_points_after', float('nan')):.2f} points "
+            f"at the margin chosen on PublicTest ({c.get('chosen_margin')}; "
+            f"{c.get('gap_points_before', float('nan')):.2f} at the export's default "
+            f"{c.get('previous_margin')}); YuNet finds {pct(found, 1)} of the placed faces.")
+
+
 TABLES: dict[str, Callable[[Card], str]] = {
     "results": results, "exports": exports, "crop": crop, "robustness": robustness,
-    "thresholds": thresholds, "summary": summary, "curve": curve,
+    "thresholds": thresholds, "summary": summary, "curve": curve, "calibration": calibration,
 }
 _BLOCK = re.compile(r"(<!-- card:(?P<name>[a-z]+) -->\n)(?P<body>.*?)(<!-- /card:(?P=name) -->)", re.S)
 
