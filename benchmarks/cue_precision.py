@@ -35,7 +35,7 @@ from common import Run, bench_config, clip, quiet_logs, table, timeline, write_r
 from evaluate import run_clip, score  # noqa: E402
 from tradeoff import STEADY, replay  # noqa: E402
 
-from fer_audio.config import Config  # noqa: E402
+from fer_audio.config import LABELS, Config  # noqa: E402
 from fer_audio.emotion import load_card  # noqa: E402
 
 CLIPS = ("latency", *STEADY)
@@ -50,7 +50,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default="cue_precision")
     ap.add_argument("--clips", default=",".join(CLIPS), help="comma-separated benchmark clips to score")
     ap.add_argument("--card", type=Path, default=None, help="another model's card, to compare it (default: shipped)")
+    ap.add_argument("--thresholds", default="",
+                    help="enter thresholds to use instead of the card's, e.g. sad=0.45,fear=0.40 (what a user's "
+                         "[smoothing] enter_thresholds would do)")
     args = ap.parse_args(argv)
+    try:
+        override = {k.strip(): float(v) for k, v in (kv.split("=") for kv in args.thresholds.split(",") if kv)}
+    except ValueError:
+        raise SystemExit(f"--thresholds: {args.thresholds!r}: expected label=value pairs, e.g. sad=0.45") from None
+    unknown = sorted(set(override) - set(LABELS))
+    if unknown:
+        raise SystemExit(f"--thresholds: {unknown[0]!r} is not an expression; expected one of {', '.join(LABELS)}")
     base = Config()
     if args.card is not None:
         base = base.model_copy(update={"model": base.model.model_copy(update={"card": args.card})})
@@ -63,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         with quiet_logs():
             recorded[name] = run_clip(bench_config(clip(name), max_fps=args.fps, base=base), max_seconds=until)
         print(f"recorded {name}: {recorded[name].stats.analysed} frames")
-    card = load_card(base.model.card).enter_thresholds
-    print("card thresholds: " + (", ".join(f"{k} {v:.2f}" for k, v in card.items()) or "none"))
+    card = {**load_card(base.model.card).enter_thresholds, **override}
+    print(("card thresholds" + (f" with {args.thresholds}" if override else "") + ": ")
+          + (", ".join(f"{k} {v:.2f}" for k, v in card.items()) or "none"))
 
     results: dict[str, Any] = {}
     for title, use_card, pending in VARIANTS:
