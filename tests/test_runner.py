@@ -118,3 +118,26 @@ def test_a_run_reports_the_output_underruns_its_player_counted(tmp_path: Path) -
             audio.close()
         assert stats.end_reason == "end of source" and stats.analysed == 8
         assert stats.underruns == counted
+
+
+@pytest.mark.parametrize(("counted", "said"), [(0, None), (1, "audio output underran once: "),
+                                                (4, "audio output underran 4 times: ")])
+def test_the_run_summary_says_when_the_output_underran(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch, counted: int,
+                                                       said: str | None) -> None:
+    from media import panning_frames, write_video
+
+    from fer_audio import sinks
+    from fer_audio.cli import run_pipeline
+
+    monkeypatch.setattr(sinks.SilentSink, "underflows", counted)  # what a starved device would have counted
+    clip = write_video(tmp_path / "face.mp4", panning_frames(4), 15.0)
+    cfg = Config()
+    cfg = cfg.model_copy(update={"source": cfg.source.model_copy(update={"uri": str(clip)}),
+                                 "audio": cfg.audio.model_copy(update={"output": "silent", "startup_sound": False})})
+    assert run_pipeline(cfg, None, print_timeline=False) == 0
+    out = capsys.readouterr().out
+    if said is None:
+        assert "underran" not in out
+    else:
+        assert said in out and "a cue may have had a gap" in out
