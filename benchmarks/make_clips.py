@@ -38,6 +38,11 @@ ROOT = Path(__file__).resolve().parent.parent
 YUNET = ROOT / "models" / "face_detection_yunet_2026may.onnx"
 
 
+def drift(t: float, k: int) -> tuple[int, int]:
+    """A slow drift of a few pixels of face ``k`` at time ``t``, as a real head never stays still."""
+    return int(round(4 * np.sin(2 * np.pi * 0.3 * t + k))), int(round(3 * np.cos(2 * np.pi * 0.2 * t + k)))
+
+
 def background(w: int, h: int, seed: int) -> np.ndarray:
     """A soft gradient with gentle blotches: not a flat field, never a face."""
     rng = np.random.default_rng(seed)
@@ -49,7 +54,7 @@ def background(w: int, h: int, seed: int) -> np.ndarray:
 
 
 class FacePicker:
-    """Hands out clear, detectable PrivateTest faces of a label, each used once."""
+    """Hands out clear PrivateTest faces of a label, each used once, that YuNet finds at the size they will have."""
 
     def __init__(self, npz: Path, min_votes: int, seed: int) -> None:
         d = np.load(npz)
@@ -62,6 +67,22 @@ class FacePicker:
             rows = np.where(ok & (d["labels"] == li) & (votes >= min_votes))[0]
             self.pool[label] = list(rng.permutation(rows))
         self.det = cv2.FaceDetectorYN.create(str(YUNET), "", (320, 240), 0.7, 0.3)
+
+    def _detectable_at(self, face: np.ndarray, size: int) -> bool:
+        canvas = np.full((480, 640), 110, np.uint8)
+        y0, x0 = (480 - size) // 2, (640 - size) // 2
+        canvas[y0:y0 + size, x0:x0 + size] = cv2.resize(face, (size, size), interpolation=cv2.INTER_CUBIC)
+        small = cv2.resize(cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR), (320, 240))
+        self.det.setInputSize((320, 240))
+        _, faces = self.det.detect(small)
+        return faces is not None and len(faces) == 1
+
+    def take_sized(self, label: str, size: int) -> int:
+        while self.pool[label]:
+            row = int(self.pool[label].pop())
+            if self._detectable_at(self.images[row], size):
+                return row
+        raise SystemExit(f"no more clear, detectable PrivateTest faces labelled {label}")
 
 
 PHOTOS_DIR = ROOT / "tests" / "fixtures" / "faces"
@@ -123,9 +144,7 @@ def render(segments: list[Segment], out: Path, duration: float, fps: float = 15.
         frame = bg.copy()
         for k, (s, face) in enumerate(zip(segments, faces, strict=True)):
             if s.start <= t < s.end:
-                # A slow drift of a few pixels, as a real head never stays still.
-                dx = int(round(4 * np.sin(2 * np.pi * 0.3 * t + k)))
-                dy = int(round(3 * np.cos(2 * np.pi * 0.2 * t + k)))
+                dx, dy = drift(t, k)
                 x0 = int(round(s.cx * w - s.size / 2)) + dx
                 y0 = (h - s.size) // 2 + dy
                 frame[y0:y0 + s.size, x0:x0 + s.size] = face
@@ -200,26 +219,6 @@ class ClipSpec:
     purpose: str
 
 
-class SizedFacePicker(FacePicker):
-    """Checks that YuNet finds each face at the size it will have in the clip."""
-
-    def _detectable_at(self, face: np.ndarray, size: int) -> bool:
-        canvas = np.full((480, 640), 110, np.uint8)
-        y0, x0 = (480 - size) // 2, (640 - size) // 2
-        canvas[y0:y0 + size, x0:x0 + size] = cv2.resize(face, (size, size), interpolation=cv2.INTER_CUBIC)
-        small = cv2.resize(cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR), (320, 240))
-        self.det.setInputSize((320, 240))
-        _, faces = self.det.detect(small)
-        return faces is not None and len(faces) == 1
-
-    def take_sized(self, label: str, size: int) -> int:
-        while self.pool[label]:
-            row = int(self.pool[label].pop())
-            if self._detectable_at(self.images[row], size):
-                return row
-        raise SystemExit(f"no more clear, detectable PrivateTest faces labelled {label}")
-
-
 def _wobbled(face: np.ndarray, rng: np.random.Generator, t: float, k: int) -> np.ndarray:
     """A face as a cheap webcam sees a talking person: light flicker, noise, compression."""
     gain = 1.0 + 0.06 * np.sin(2 * np.pi * 0.7 * t + k)
@@ -246,8 +245,7 @@ def render_bench(shots: list[Shot], rows: list[int], images: np.ndarray, out: Pa
         frame = bg.copy()
         for k, (s, face) in enumerate(zip(shots, faces, strict=True)):
             if s.start <= t < s.end:
-                dx = int(round(4 * np.sin(2 * np.pi * 0.3 * t + k)))
-                dy = int(round(3 * np.cos(2 * np.pi * 0.2 * t + k)))
+                dx, dy = drift(t, k)
                 patch = face
                 if s.wobble:
                     dx += int(rng.integers(-2, 3))
@@ -418,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     if wanted:
         if args.data is None or not args.data.is_file():
             raise SystemExit(f"--data: {args.data or 'missing'}: the FER-2013 npz is needed for benchmark clips")
-        bench_picker = SizedFacePicker(args.data, args.min_votes, args.bench_seed)
+        bench_picker = FacePicker(args.data, args.min_votes, args.bench_seed)
         args.out_dir.mkdir(parents=True, exist_ok=True)
         for name in BENCH:  # always in the same order, so a clip's faces do not depend on the others asked for
             spec = BENCH[name]
