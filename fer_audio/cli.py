@@ -111,10 +111,8 @@ def run_pipeline(cfg: Config, events_out: Path | None, print_timeline: bool,
             print("  (no events)")
     print(f"{stats.analysed} frames analysed in {stats.seconds:.1f} s ({stats.fps:.1f} frames per second), "
           f"{stats.events} events, {stats.cues_played} cues played; ended: {stats.end_reason}")
-    if stats.underruns:
-        times = "once" if stats.underruns == 1 else f"{stats.underruns} times"
-        print(f"audio output underran {times}: the CPU was too busy to keep the sound card fed, "
-              "so a cue may have had a gap")
+    if stats.underrun_note:
+        print(stats.underrun_note)
     if events_out:
         print(f"events written to {events_out}")
     if cfg.audio.output == "wav" and cfg.audio.wav_path:

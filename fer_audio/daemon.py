@@ -279,10 +279,8 @@ class Daemon:
             stats.end_reason = self._stop_reason
         log.info("stopped: %d frames analysed in %.0f s, %d cues played; %s",
                  stats.analysed, stats.seconds, stats.cues_played, stats.end_reason)
-        if stats.underruns:
-            log.warning("audio output underran %s: the CPU was too busy to keep the sound card fed, "
-                        "so a cue may have had a gap",
-                        "once" if stats.underruns == 1 else f"{stats.underruns} times")
+        if stats.underrun_note:
+            log.warning("%s", stats.underrun_note)
         return DaemonResult(stats, run.source_name, run.kept.events if run.kept is not None else None)
 
     def status_line(self) -> str:

@@ -160,6 +160,14 @@ class RunStats:
     underruns: int = 0
 
     @property
+    def underrun_note(self) -> str | None:
+        """What the end of a run says about output underruns; None when there were none."""
+        if not self.underruns:
+            return None
+        times = "once" if self.underruns == 1 else f"{self.underruns} times"
+        return f"audio output underran {times}: the CPU was too busy to keep the sound card fed, so a cue may have had a gap"
+
+    @property
     def fps(self) -> float:
         return self.analysed / self.seconds if self.seconds > 0 else 0.0
 
