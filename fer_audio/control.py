@@ -183,7 +183,9 @@ class ControlServer:
         try:
             sock.bind(str(self.path))
             os.chmod(self.path, 0o600)
-            sock.listen(16)
+            # Room for every client we would serve at once: a full backlog makes a
+            # client's connect fail (EAGAIN) before we ever see it.
+            sock.listen(max(self._max_clients, socket.SOMAXCONN))
             sock.setblocking(False)
         except OSError as exc:
             sock.close()
@@ -345,6 +347,25 @@ def describe_status(status: dict[str, Any]) -> str:
     return line
 
 
+def _connect(sock: socket.socket, path: Path, deadline: float) -> None:
+    """Connect, waiting while the daemon's backlog is full.
+
+    A Unix socket with a timeout is non-blocking underneath, and Linux answers
+    EAGAIN at once when the listener's backlog is full (a busy daemon that has
+    not accepted yet), where a blocking socket would simply wait; so wait here.
+    """
+    pause = 0.005
+    while True:
+        try:
+            sock.connect(str(path))
+            return
+        except BlockingIOError:
+            if time.monotonic() + pause > deadline:
+                raise TimeoutError from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+
 def send_command(path: Path, command: str, timeout_s: float = 10.0) -> str:
     """Send one command to the daemon at ``path``; its reply line, without the newline.
 
@@ -355,7 +376,9 @@ def send_command(path: Path, command: str, timeout_s: float = 10.0) -> str:
     sock.settimeout(timeout_s)
     try:
         try:
-            sock.connect(str(path))
+            _connect(sock, path, time.monotonic() + timeout_s)
+        except TimeoutError:
+            raise ControlError(f"fer-audio did not accept the connection within {timeout_s:g} s ({path})") from None
         except FileNotFoundError:
             raise NotRunning(f"fer-audio is not running (no socket at {path})") from None
         except ConnectionRefusedError:

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -159,6 +160,69 @@ def test_idle_and_slow_clients_do_not_block_others(server: tuple[ControlServer, 
             s.close()
         slow.join(5)
     assert "reload" in rec.commands
+
+
+def test_a_client_waits_while_the_backlog_is_full(tmp_path: Path) -> None:
+    """A daemon busy elsewhere has not accepted yet: `ctl` must wait, not fail with EAGAIN."""
+    path = tmp_path / "busy.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(0)
+    queued = []
+    try:
+        while True:  # fill the backlog with connections nobody accepts
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.setblocking(False)
+            try:
+                s.connect(str(path))
+            except BlockingIOError:
+                s.close()
+                break
+            queued.append(s)
+        assert queued, "the backlog took no connection at all"
+        replies: list[str] = []
+        client = threading.Thread(target=lambda: replies.append(send_command(path, "status", timeout_s=5)))
+        client.start()
+        time.sleep(0.3)  # the client is now retrying against the full backlog
+        assert client.is_alive() and not replies
+        listener.settimeout(5)
+        for _ in range(len(queued) + 1):  # the daemon catches up; the last one is our client
+            conn, _ = listener.accept()
+            conn.settimeout(1)
+            with suppress(OSError):
+                if conn.recv(MAX_MESSAGE) == b"status\n":
+                    conn.sendall(b"ok: caught up\n")
+            conn.close()
+        client.join(5)
+        assert replies == ["ok: caught up"]
+    finally:
+        for s in queued:
+            s.close()
+        listener.close()
+
+
+def test_a_full_backlog_that_never_drains_times_out_with_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "stuck.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(0)
+    queued = []
+    try:
+        while True:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.setblocking(False)
+            try:
+                s.connect(str(path))
+            except BlockingIOError:
+                s.close()
+                break
+            queued.append(s)
+        with pytest.raises(ControlError, match="did not accept the connection within 0.3 s"):
+            send_command(path, "status", timeout_s=0.3)
+    finally:
+        for s in queued:
+            s.close()
+        listener.close()
 
 
 def test_another_uid_is_refused_by_peer_credentials(folder: Path) -> None:
