@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,6 +41,9 @@ class ModelCard:
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     # Per-label enter thresholds chosen for this model (training.thresholds); empty: none.
     enter_thresholds: dict[str, float] = field(default_factory=dict)
+    # Average each face's logits with its mirror image's (``predictor.flip_average``): the
+    # export turns it on only when it wins on PublicTest; it doubles the model's work.
+    flip_average: bool = False
 
     def file(self, kind: str) -> Path:
         entry = self.files.get(kind)
@@ -78,7 +82,11 @@ def load_card(path: str | Path) -> ModelCard:
         raise ModelError(f"{p}: temperature {temperature} outside 0.05..20")
     if not -0.3 <= margin <= 1:
         raise ModelError(f"{p}: crop_margin {margin} outside -0.3..1")
-    return ModelCard(p, tuple(labels), files, temperature, margin, raw, _card_thresholds(p, raw, labels))
+    predictor = raw.get("predictor", {})
+    flip = predictor.get("flip_average", False) if isinstance(predictor, dict) else None
+    if not isinstance(flip, bool):
+        raise ModelError(f"{p}: predictor.flip_average must be true or false")
+    return ModelCard(p, tuple(labels), files, temperature, margin, raw, _card_thresholds(p, raw, labels), flip)
 
 
 def _card_thresholds(p: Path, raw: dict[str, Any], labels: list[str]) -> dict[str, float]:
@@ -157,6 +165,18 @@ class KerasBackend:
         return np.asarray(self._model(batch, training=False), dtype=np.float32)
 
 
+def flip_averaged(logits: Callable[[np.ndarray], np.ndarray], batch: np.ndarray) -> np.ndarray:
+    """Mean logits of each face and its mirror image, run as one batch of 2N.
+
+    Expressions are near-symmetric and the network was trained with flips, so the
+    mirror is a second, slightly different look at the same face.
+    """
+    n = int(batch.shape[0])
+    both = logits(np.concatenate([batch, batch[:, :, ::-1]]))
+    out: np.ndarray = (both[:n] + both[n:]) / 2
+    return out
+
+
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = logits / temperature
     z = z - z.max(axis=-1, keepdims=True)
@@ -180,6 +200,8 @@ class EmotionModel:
         """(N, 48, 48, 1) raw pixels → (N, n_labels) temperature-scaled probabilities."""
         if batch.shape[0] == 0:
             return np.zeros((0, len(self.labels)), np.float32)
+        if self.card.flip_average:
+            return softmax(flip_averaged(self.backend.logits, batch), self.card.temperature)
         return softmax(self.backend.logits(batch), self.card.temperature)
 
     def predict(self, image: np.ndarray, boxes: list[Box]) -> np.ndarray:
@@ -203,5 +225,6 @@ def load_model(cfg: ModelConfig) -> EmotionModel:
                 "(file changed or corrupt)"
             )
     backend: Backend = LiteRTBackend(path, cfg.threads) if kind == "tflite" else KerasBackend(path)
-    log.info("model %s (%s backend, %d labels)", path.name, cfg.backend, len(card.labels))
+    log.info("model %s (%s backend, %d labels%s)", path.name, cfg.backend, len(card.labels),
+             ", flip-averaged" if card.flip_average else "")
     return EmotionModel(card, backend)

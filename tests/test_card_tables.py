@@ -165,3 +165,47 @@ def test_the_calibration_sentence_is_the_cards_temperature_ece_and_crop_gap() ->
         "T = 0.900 takes PrivateTest's expected calibration error from 4.4% to 2.6%. Through YuNet and the "
         "runtime's crop, the gap to FER's own crop on PrivateTest is 0.60 points at the margin chosen on "
         "PublicTest (-0.05; 4.09 at the export's default 0.1); YuNet finds 88.5% of the placed faces.")
+
+
+FLIP_CARD = {
+    **CARD,
+    "predictor": {"flip_average": True, "rule": "--flip auto: when it wins"},
+    "metrics": {**CARD["metrics"],  # type: ignore[dict-item]
+                "predictor": {"public": {"accuracy": 0.672, "per_class_recall": {"angry": 0.71, "sad": 0.52}},
+                              "private": {"accuracy": 0.6901, "per_class_recall": {"angry": 0.73, "sad": 0.58},
+                                          "command": "python -m training.evaluate --predictor"}}},
+    "export": {**CARD["export"],  # type: ignore[dict-item]
+               "variants": {"float32": {"public_accuracy": 0.661, "public_accuracy_flip": 0.668,
+                                        "bytes": 11_000_000, "ms_per_face_batch1": 3.1,
+                                        "ms_per_face_batch1_flip": 5.9},
+                            "int8": {"public_accuracy": 0.659, "public_accuracy_flip": 0.672, "bytes": 2_800_000,
+                                     "ms_per_face_batch1": 0.96, "ms_per_face_batch1_flip": 1.41,
+                                     "top1_agreement_with_keras_on_public": 0.98}}},
+}
+
+
+def test_a_flip_averaged_predictor_is_shown_beside_the_single_model() -> None:
+    from training.card import shipped_public_accuracy
+
+    assert shipped_public_accuracy(FLIP_CARD) == 0.672  # what runs is the flip-averaged int8 file
+    assert shipped_public_accuracy(CARD) == 0.659
+    res = card_tables.results(FLIP_CARD)
+    assert res.splitlines()[0].endswith("| PublicTest, shipped predictor (file, flip-averaged) | "
+                                        "PrivateTest, shipped predictor |")
+    assert "| accuracy | 66.10% | **67.89%** | 67.20% | **69.01%** |" in res
+    assert "| recall: sad | 50.0% | 55.0% | 52.0% | 58.0% |" in res
+    assert "0.96 ms per face through LiteRT at batch 1, 1.41 ms flip-averaged" in res
+    assert "by `python -m training.evaluate --predictor`" in res
+    summ = card_tables.summary(FLIP_CARD)
+    assert "| PrivateTest accuracy (single model, no TTA) | **67.89%** | 65.87% |" in summ
+    # fer_old did not flip-average: its predictor was its single model.
+    assert "| PrivateTest accuracy of the shipped predictor (flip-averaged) | **69.01%** | 65.87% |" in summ
+    assert "| PublicTest accuracy of what runs (int8, flip-averaged) | 67.20% | 64.70% |" in summ
+    assert "1.41 ms per face (LiteRT, batch 1, 2 threads, each face averaged with its mirror image)" in summ
+    ex = card_tables.exports(FLIP_CARD)
+    assert "| **int8 (shipped)** | 65.90% | 98.00% | 2.8 MB | 0.96 | 67.20% | 1.41 |" in ex
+    assert "--flip auto: when it wins, so the service does flip-average" in ex
+    assert "through the shipped predictor (flip-averaged)" in card_tables.robustness(FLIP_CARD)
+    assert "flip-averaged" not in card_tables.results(CARD) + card_tables.summary(CARD) + card_tables.exports(CARD)
+    s = summary(FLIP_CARD)
+    assert s["flip_average"] is True and s["predictor_private_accuracy"] == 0.6901

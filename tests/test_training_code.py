@@ -383,3 +383,12 @@ def test_a_lost_run_goes_on_with_its_schedule_from_the_weights_it_left(tmp_path:
     assert main([*common, "--out", str(tmp_path / "c"), "--init-from", str(tmp_path / "a" / "best_train.keras"),
                  "--start-epoch", "3"]) == 2
     assert "outside the 3-epoch schedule" in capsys.readouterr().err
+
+
+def test_the_export_flips_only_when_the_shipped_file_gains() -> None:
+    from training.export import choose_flip
+
+    gains = {"public_accuracy": 0.692, "public_accuracy_flip": 0.701}
+    ties = {"public_accuracy": 0.692, "public_accuracy_flip": 0.692}
+    assert choose_flip("auto", gains) and not choose_flip("auto", ties)
+    assert choose_flip("on", ties) and not choose_flip("off", gains)

@@ -58,11 +58,19 @@ def shipped_variant(card: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return name, e.get("variants", {}).get(name, {})
 
 
+def flip_average(card: dict[str, Any]) -> bool:
+    """Whether the service averages each face with its mirror image (absent on older cards: no)."""
+    return bool((card.get("predictor") or {}).get("flip_average", False))
+
+
 def shipped_public_accuracy(card: dict[str, Any]) -> float | None:
-    """PublicTest accuracy of what runs: the shipped .tflite's, else (older cards) the float network's.
-    This is the number a new model must beat to ship (training/ship.sh)."""
+    """PublicTest accuracy of what runs: the shipped .tflite's, flip-averaged when the card's
+    predictor is, else (older cards) the float network's. This is the number a new model must
+    beat to ship (training/ship.sh)."""
     _, v = shipped_variant(card)
     acc = v.get("public_accuracy", card.get("metrics", {}).get("public", {}).get("accuracy"))
+    if flip_average(card):
+        acc = v["public_accuracy_flip"]
     return None if acc is None else float(acc)
 
 
@@ -77,6 +85,8 @@ def summary(card: dict[str, Any]) -> dict[str, Any]:
         "best_epoch": card.get("training", {}).get("best_epoch"),
         "tflite_sha256": card.get("files", {}).get("tflite", {}).get("sha256"),
         "public_accuracy": shipped_public_accuracy(card),
+        "flip_average": flip_average(card),
+        "predictor_private_accuracy": ((m.get("predictor") or {}).get("private") or {}).get("accuracy"),
         "private": {k: m["private"][k] for k in ("accuracy", "macro_f1", "ferplus_majority_accuracy",
                                                  "per_class_recall") if k in m["private"]}
         if "private" in m else None,

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from training.card import read_card, shipped_public_accuracy, shipped_variant
+from training.card import flip_average, read_card, shipped_public_accuracy, shipped_variant
 
 Card = dict[str, Any]
 
@@ -66,45 +66,76 @@ def _head(*cells: str) -> list[str]:
     return [_row(*cells), "|---|" + "---:|" * (len(cells) - 1)]
 
 
+def _ms(card: Card, v: dict[str, Any]) -> float:
+    """Milliseconds per face of what runs: two looks at each face when the predictor flip-averages."""
+    key = "ms_per_face_batch1_flip" if flip_average(card) else "ms_per_face_batch1"
+    return float(v.get(key, float("nan")))
+
+
 def results(card: Card) -> str:
-    """Accuracy, macro-F1, FER+, calibration and recall per class on both test splits."""
+    """Accuracy, macro-F1, FER+, calibration and recall per class on both test splits.
+
+    The single model (no test-time augmentation) is the number the issue counts; a
+    flip-averaged predictor's own columns sit beside it.
+    """
     m = card.get("metrics", {})
     pub, priv = m.get("public", {}), m.get("private", {})
-    out = [*_head("measure", "PublicTest (the trained network; chose the epoch)",
-                  "PrivateTest (the shipped file; read once)"),
-           _row("accuracy (single model, no test-time augmentation)", pct(pub.get("accuracy")),
-                f"**{pct(priv.get('accuracy'))}**"),
-           _row("macro-F1", pct(pub.get("macro_f1")), pct(priv.get("macro_f1"))),
-           _row("accuracy against the FER+ majority label", pct(pub.get("ferplus_majority_accuracy")),
-                pct(priv.get("ferplus_majority_accuracy"))),
-           _row("expected calibration error, raw → scaled",
-                f"{pct(pub.get('ece_uncalibrated'))} → {pct(pub.get('ece'))}",
-                f"{pct(priv.get('ece_uncalibrated'))} → {pct(priv.get('ece'))}")]
+    pred = m.get("predictor") or {}
+    cols: list[tuple[dict[str, Any], bool]] = [(pub, False), (priv, True)]
+    head = ["measure", "PublicTest (the trained network; chose the epoch)",
+            "PrivateTest (the shipped file; read once)"]
+    if flip_average(card):
+        cols += [(pred.get("public") or {}, False), (pred.get("private") or {}, True)]
+        head += ["PublicTest, shipped predictor (file, flip-averaged)", "PrivateTest, shipped predictor"]
+    out = _head(*head)
+
+    def line(what: str, cell: Callable[[dict[str, Any], bool], str]) -> None:
+        out.append(_row(what, *[cell(r, bold) for r, bold in cols]))
+
+    line("accuracy (single model, no test-time augmentation)" if not flip_average(card) else "accuracy",
+         lambda r, bold: f"**{pct(r.get('accuracy'))}**" if bold else pct(r.get("accuracy")))
+    line("macro-F1", lambda r, _: pct(r.get("macro_f1")))
+    line("accuracy against the FER+ majority label", lambda r, _: pct(r.get("ferplus_majority_accuracy")))
+    line("expected calibration error, raw → scaled",
+         lambda r, _: f"{pct(r.get('ece_uncalibrated'))} → {pct(r.get('ece'))}")
     for label in card.get("labels", []):
-        out.append(_row(f"recall: {label}", pct(pub.get("per_class_recall", {}).get(label), 1),
-                        pct(priv.get("per_class_recall", {}).get(label), 1)))
+        line(f"recall: {label}", lambda r, _, label=label: pct(r.get("per_class_recall", {}).get(label), 1))
     variant, v = shipped_variant(card)
     out.append("")
-    out.append(f"Temperature T = {card.get('temperature')} (fitted on PublicTest). Shipped file: "
+    what = "flip-averaged logits" if flip_average(card) else "the single model's logits"
+    out.append(f"Temperature T = {card.get('temperature')} (fitted on PublicTest, on {what}). Shipped file: "
                f"`{card.get('files', {}).get('tflite', {}).get('path')}` ({variant}), "
-               f"{v.get('ms_per_face_batch1', float('nan')):.2f} ms per face through LiteRT at batch 1. "
-               f"PrivateTest read {priv.get('date', '—')} by `{cmd(priv.get('command'))}`.")
+               f"{v.get('ms_per_face_batch1', float('nan')):.2f} ms per face through LiteRT at batch 1"
+               + (f", {_ms(card, v):.2f} ms flip-averaged (each face and its mirror image in one batch)"
+                  if flip_average(card) else "")
+               + f". PrivateTest read {priv.get('date', '—')} by `{cmd(priv.get('command'))}`"
+               + (f" and, for the predictor, by `{cmd((pred.get('private') or {}).get('command'))}`"
+                  if flip_average(card) else "") + ".")
     return "\n".join(out)
 
 
 def exports(card: Card) -> str:
     """Each .tflite variant the export measured; the shipped one in bold."""
     e = card.get("export", {})
-    out = _head("variant", "PublicTest", "top-1 agreement with the trained model", "size", "ms per face")
-    for name, v in e.get("variants", {}).items():
+    variants = e.get("variants", {})
+    flips = bool(variants) and all("public_accuracy_flip" in v for v in variants.values())
+    head = ["variant", "PublicTest", "top-1 agreement with the trained model", "size", "ms per face"]
+    out = _head(*head, *(["PublicTest, flip-averaged", "ms per face, flip-averaged"] if flips else []))
+    for name, v in variants.items():
         shown = f"**{name} (shipped)**" if name == e.get("shipped") else name
         agree = v.get("top1_agreement_with_keras_on_public")
-        out.append(_row(shown, pct(v.get("public_accuracy")), pct(agree) if agree is not None else "—",
-                        f"{v.get('bytes', 0) / 1e6:.1f} MB", f"{v.get('ms_per_face_batch1', float('nan')):.2f}"))
+        cells = [shown, pct(v.get("public_accuracy")), pct(agree) if agree is not None else "—",
+                 f"{v.get('bytes', 0) / 1e6:.1f} MB", f"{v.get('ms_per_face_batch1', float('nan')):.2f}"]
+        if flips:
+            cells += [pct(v["public_accuracy_flip"]), f"{v.get('ms_per_face_batch1_flip', float('nan')):.2f}"]
+        out.append(_row(*cells))
     out.append("")
     made_by = cmd(card.get("metrics", {}).get("public", {}).get("command"))
-    out.append(f"Rule: {e.get('shipped_rule', '—')}. Measured by `{made_by}`; "
-               "ms per face at batch 1, 2 threads, on the machine that exported it.")
+    rule = (card.get("predictor") or {}).get("rule")
+    out.append(f"Rule: {e.get('shipped_rule', '—')}"
+               + (f"; {rule}, so the service {'does' if flip_average(card) else 'does not'} flip-average"
+                  if rule else "")
+               + f". Measured by `{made_by}`; ms per face at batch 1, 2 threads, on the machine that exported it.")
     return "\n".join(out)
 
 
@@ -159,8 +190,9 @@ def robustness(card: Card) -> str:
                        f"({pct(rt['detected'], 1)} found), cropped at margin {rt['margin']:+.2f} with the eyes "
                        f"levelled): **{pct(rt['accuracy'])}**, against {pct(rt['resized_on_same'])} resized "
                        f"straight; recall {recall}.")
-    out.append(f"- {r.get('split', 'PublicTest')}, {r.get('faces', '—')} faces, each changed one way at a time; "
-               f"`{cmd(r.get('command'))}`, {r.get('date', '—')}.")
+    through = " through the shipped predictor (flip-averaged)" if flip_average(card) else ""
+    out.append(f"- {r.get('split', 'PublicTest')}, {r.get('faces', '—')} faces, each changed one way at a "
+               f"time{through}; `{cmd(r.get('command'))}`, {r.get('date', '—')}.")
     return "\n".join(out)
 
 
@@ -195,7 +227,14 @@ def summary(card: Card) -> str:
 
     line("PrivateTest accuracy (single model, no TTA)", f"**{pct(priv.get('accuracy'))}**",
          lambda p: pct(pp(p).get("accuracy")))
-    line(f"PublicTest accuracy of the shipped file ({variant})", pct(shipped_public_accuracy(card)),
+    if flip_average(card):
+        ours = ((card.get("metrics", {}).get("predictor") or {}).get("private") or {}).get("accuracy")
+        # A predecessor that did not flip-average ran as its single model.
+        line("PrivateTest accuracy of the shipped predictor (flip-averaged)", f"**{pct(ours)}**",
+             lambda p: pct(p.get("predictor_private_accuracy") if p.get("flip_average")
+                           else pp(p).get("accuracy")))
+    shown = f"{variant}, flip-averaged" if flip_average(card) else variant
+    line(f"PublicTest accuracy of what runs ({shown})", pct(shipped_public_accuracy(card)),
          lambda p: pct(p.get("public_accuracy")))
     line("PrivateTest macro-F1", pct(priv.get("macro_f1")), lambda p: pct(pp(p).get("macro_f1")))
     line("FER+ majority label, PrivateTest", pct(priv.get("ferplus_majority_accuracy")),
@@ -208,8 +247,9 @@ def summary(card: Card) -> str:
     params = card.get("training", {}).get("arch", "—")
     epoch = card.get("training", {}).get("best_epoch", "—")
     out.append("")
+    flip = ", each face averaged with its mirror image" if flip_average(card) else ""
     out.append(f"Network `{params}`, epoch {epoch}; shipped as {variant} `.tflite`, {v.get('bytes', 0) / 1e6:.1f} MB, "
-               f"{v.get('ms_per_face_batch1', float('nan')):.2f} ms per face (LiteRT, batch 1, 2 threads). "
+               f"{_ms(card, v):.2f} ms per face (LiteRT, batch 1, 2 threads{flip}). "
                "Everything else: [`models/MODEL_CARD.md`](models/MODEL_CARD.md).")
     return "\n".join(out)
 
