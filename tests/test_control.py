@@ -141,7 +141,7 @@ def test_a_silent_client_is_timed_out(server: tuple[ControlServer, Recorder]) ->
 
 def test_idle_and_slow_clients_do_not_block_others(server: tuple[ControlServer, Recorder]) -> None:
     srv, rec = server
-    rec.reload_delay = 2.0
+    rec.reload_delay = 4.0  # blocked behind it, status would wait ~4 s; a loaded machine still answers in < 2
     idle = []
     for _ in range(20):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -154,11 +154,11 @@ def test_idle_and_slow_clients_do_not_block_others(server: tuple[ControlServer, 
         t0 = time.monotonic()
         assert send_command(srv.path, "status").startswith("ok: ")
         elapsed = time.monotonic() - t0
-        assert elapsed < 1.0, f"status waited {elapsed:.2f} s behind idle clients and a slow reload"
+        assert elapsed < 2.0, f"status waited {elapsed:.2f} s behind idle clients and a slow reload"
     finally:
         for s in idle:
             s.close()
-        slow.join(5)
+        slow.join(8)
     assert "reload" in rec.commands
 
 
