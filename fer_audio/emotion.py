@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -212,6 +212,8 @@ class EmotionModel:
 def load_model(cfg: ModelConfig) -> EmotionModel:
     """Load the card and the backend it asks for; checks the file's sha256 first."""
     card = load_card(cfg.card)
+    if card.flip_average and not cfg.flip_average:  # the user keeps the CPU: one look per face
+        card = replace(card, flip_average=False)
     kind = "tflite" if cfg.backend == "litert" else "keras"
     path = card.file(kind)
     if not path.is_file():

@@ -178,6 +178,10 @@ def test_a_flip_averaging_card_runs_the_mirror_too(tmp_path: Path, sample_faces)
     expected = softmax(flip_averaged(single.backend.logits, x), single.card.temperature)
     np.testing.assert_allclose(flipping.predict_batch(x), expected, atol=1e-5)
     assert not np.allclose(single.predict_batch(x), mirrored, atol=1e-3)  # the mirror is another look
+    # A user who keeps the CPU gets one look per face from the same card.
+    opted_out = load_model(ModelConfig(card=card_path, flip_average=False))
+    assert not opted_out.card.flip_average
+    np.testing.assert_allclose(opted_out.predict_batch(x), single.predict_batch(x), atol=1e-6)
     raw["predictor"] = {"flip_average": "yes"}
     single_path.write_text(json.dumps(raw))
     with pytest.raises(ModelError, match="predictor.flip_average must be true or false"):
