@@ -86,7 +86,10 @@ def results(card: Card) -> str:
             "PrivateTest (the shipped file; read once)"]
     if flip_average(card):
         cols += [(pred.get("public") or {}, False), (pred.get("private") or {}, True)]
-        head += ["PublicTest, shipped predictor (file, flip-averaged)", "PrivateTest, shipped predictor"]
+        head = ["measure", "PublicTest, single model (the trained network; chose the epoch)",
+                "PrivateTest, single model (the shipped file, no test-time augmentation)",
+                "PublicTest, shipped predictor (the file, flip-averaged)",
+                "PrivateTest, shipped predictor (flip-averaged)"]
     out = _head(*head)
 
     def line(what: str, cell: Callable[[dict[str, Any], bool], str]) -> None:
