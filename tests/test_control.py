@@ -162,23 +162,28 @@ def test_idle_and_slow_clients_do_not_block_others(server: tuple[ControlServer, 
     assert "reload" in rec.commands
 
 
-def test_a_client_waits_while_the_backlog_is_full(tmp_path: Path) -> None:
-    """A daemon busy elsewhere has not accepted yet: `ctl` must wait, not fail with EAGAIN."""
-    path = tmp_path / "busy.sock"
+def _full_backlog(path: Path) -> tuple[socket.socket, list[socket.socket]]:
+    """A listener at ``path`` that accepts nobody, and the connections that fill its backlog."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(path))
     listener.listen(0)
     queued = []
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.setblocking(False)
+        try:
+            s.connect(str(path))
+        except BlockingIOError:
+            s.close()
+            return listener, queued
+        queued.append(s)
+
+
+def test_a_client_waits_while_the_backlog_is_full(tmp_path: Path) -> None:
+    """A daemon busy elsewhere has not accepted yet: `ctl` must wait, not fail with EAGAIN."""
+    path = tmp_path / "busy.sock"
+    listener, queued = _full_backlog(path)
     try:
-        while True:  # fill the backlog with connections nobody accepts
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.setblocking(False)
-            try:
-                s.connect(str(path))
-            except BlockingIOError:
-                s.close()
-                break
-            queued.append(s)
         assert queued, "the backlog took no connection at all"
         replies: list[str] = []
         client = threading.Thread(target=lambda: replies.append(send_command(path, "status", timeout_s=5)))
@@ -203,20 +208,8 @@ def test_a_client_waits_while_the_backlog_is_full(tmp_path: Path) -> None:
 
 def test_a_full_backlog_that_never_drains_times_out_with_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "stuck.sock"
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(path))
-    listener.listen(0)
-    queued = []
+    listener, queued = _full_backlog(path)
     try:
-        while True:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.setblocking(False)
-            try:
-                s.connect(str(path))
-            except BlockingIOError:
-                s.close()
-                break
-            queued.append(s)
         with pytest.raises(ControlError, match="did not accept the connection within 0.3 s"):
             send_command(path, "status", timeout_s=0.3)
     finally:
