@@ -81,21 +81,22 @@ def results(card: Card) -> str:
     m = card.get("metrics", {})
     pub, priv = m.get("public", {}), m.get("private", {})
     pred = m.get("predictor") or {}
+    flips = flip_average(card)
     cols: list[tuple[dict[str, Any], bool]] = [(pub, False), (priv, True)]
-    head = ["measure", "PublicTest (the trained network; chose the epoch)",
-            "PrivateTest (the shipped file; read once)"]
-    if flip_average(card):
+    if flips:
         cols += [(pred.get("public") or {}, False), (pred.get("private") or {}, True)]
-        head = ["measure", "PublicTest, single model (the trained network; chose the epoch)",
-                "PrivateTest, single model (the shipped file, no test-time augmentation)",
-                "PublicTest, shipped predictor (the file, flip-averaged)",
-                "PrivateTest, shipped predictor (flip-averaged)"]
-    out = _head(*head)
+        out = _head("measure", "PublicTest, single model (the trained network; chose the epoch)",
+                    "PrivateTest, single model (the shipped file, no test-time augmentation)",
+                    "PublicTest, shipped predictor (the file, flip-averaged)",
+                    "PrivateTest, shipped predictor (flip-averaged)")
+    else:
+        out = _head("measure", "PublicTest (the trained network; chose the epoch)",
+                    "PrivateTest (the shipped file; read once)")
 
     def line(what: str, cell: Callable[[dict[str, Any], bool], str]) -> None:
         out.append(_row(what, *[cell(r, bold) for r, bold in cols]))
 
-    line("accuracy (single model, no test-time augmentation)" if not flip_average(card) else "accuracy",
+    line("accuracy" if flips else "accuracy (single model, no test-time augmentation)",
          lambda r, bold: f"**{pct(r.get('accuracy'))}**" if bold else pct(r.get("accuracy")))
     line("macro-F1", lambda r, _: pct(r.get("macro_f1")))
     line("accuracy against the FER+ majority label", lambda r, _: pct(r.get("ferplus_majority_accuracy")))
@@ -105,15 +106,15 @@ def results(card: Card) -> str:
         line(f"recall: {label}", lambda r, _, label=label: pct(r.get("per_class_recall", {}).get(label), 1))
     variant, v = shipped_variant(card)
     out.append("")
-    what = "flip-averaged logits" if flip_average(card) else "the single model's logits"
+    what = "flip-averaged logits" if flips else "the single model's logits"
     out.append(f"Temperature T = {card.get('temperature')} (fitted on PublicTest, on {what}). Shipped file: "
                f"`{card.get('files', {}).get('tflite', {}).get('path')}` ({variant}), "
                f"{v.get('ms_per_face_batch1', float('nan')):.2f} ms per face through LiteRT at batch 1"
                + (f", {_ms(card, v):.2f} ms flip-averaged (each face and its mirror image in one batch)"
-                  if flip_average(card) else "")
+                  if flips else "")
                + f". PrivateTest read {priv.get('date', '—')} by `{cmd(priv.get('command'))}`"
                + (f" and, for the predictor, by `{cmd((pred.get('private') or {}).get('command'))}`"
-                  if flip_average(card) else "") + ".")
+                  if flips else "") + ".")
     return "\n".join(out)
 
 
