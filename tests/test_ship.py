@@ -104,6 +104,18 @@ def test_ship_variant_is_passed_on_and_a_later_failure_restores_models(tmp_path:
     assert _models(tmp_path) == before
 
 
+def test_prior_runs_reach_the_export_so_a_fine_tune_keeps_the_whole_curve(tmp_path: Path) -> None:
+    env = {**_setup(tmp_path, best_public=0.6484), "FAKE_SHIPPED_PUBLIC": "0.6484",
+           "PRIOR_RUNS": "/runs/schedule1 /runs/schedule1b"}
+    _ship(tmp_path, env)
+    call = (tmp_path / "export_calls.txt").read_text()
+    assert "--prior-run /runs/schedule1 --prior-run /runs/schedule1b" in call
+    env.pop("PRIOR_RUNS")
+    (tmp_path / "export_calls.txt").unlink()
+    _ship(tmp_path, env)
+    assert "--prior-run" not in (tmp_path / "export_calls.txt").read_text()
+
+
 # The old model's int8 file scored above its float network (quantisation noise): 0.640 vs 0.647.
 OLD_INT8_CARD = {
     "name": "fer_old",

@@ -3,6 +3,8 @@
 #
 #   training/ship.sh RUN_DIR NAME [FER2013_NPZ]      e.g. training/ship.sh ~/fer-audio-runs/resnet18h_e120 fer_resnet18h
 #   SHIP=float32 training/ship.sh ...                 which .tflite ships (training.export --ship; default auto)
+#   PRIOR_RUNS="RUN1 RUN2" training/ship.sh ...       runs that RUN_DIR continued (--init-from), oldest first:
+#                                                     their epochs join the card's curve (training.export --prior-run)
 #
 # Only when the model that will run beats the shipped one on PublicTest: the run's best trained
 # network is checked first against the shipped trained network, and after the export what will
@@ -23,6 +25,8 @@ data=${3:-../shared/data/fer2013.npz}
 real=${REAL:-$(dirname "$data")/realfaces96.npz}
 py=${PYTHON:-.venv/bin/python}
 ship=${SHIP:-auto}
+prior=""
+for r in ${PRIOR_RUNS:-}; do prior="$prior --prior-run $r"; done
 
 # The PublicTest accuracy of what runs (training.card.shipped_public_accuracy); a card without one stops here.
 shipped_public() {
@@ -53,7 +57,8 @@ restore() {
 }
 trap 'echo "ship.sh: a step failed" >&2; restore' EXIT
 
-$py -m training.export --run "$run" --data "$data" --out models --name "$name" --ship "$ship"
+# shellcheck disable=SC2086  # $prior is a list of options
+$py -m training.export --run "$run" --data "$data" --out models --name "$name" --ship "$ship" $prior
 shipped_new=$(shipped_public models/card.json)
 variant=$($py -c "import json; print(json.load(open('models/card.json'))['export']['shipped'])")
 $py -c "import sys; sys.exit(0 if $shipped_new > $old_public else 1)" || {
