@@ -84,6 +84,11 @@ class ModelConfig(_Section):
         description="Also look at each face's mirror image where the model card says that is more accurate; "
                     "false halves the model's CPU for a point or so of accuracy.",
     )
+    ensemble: bool = Field(
+        True,
+        description="Run every network the model card names and average them; false runs the first network "
+                    "alone, for the CPU the others cost.",
+    )
 
 
 class SmoothingConfig(_Section):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -44,17 +44,41 @@ class ModelCard:
     # Average each face's logits with its mirror image's (``predictor.flip_average``): the
     # export turns it on only when it wins on PublicTest; it doubles the model's work.
     flip_average: bool = False
+    # More networks whose logits are averaged with the first's (``predictor.members``, each
+    # a ``files`` map of its own): an ensemble, again only where it wins on PublicTest.
+    members: tuple[dict[str, dict[str, Any]], ...] = ()
+    # With members and flip_average: each network sees one view, the face and the mirror in
+    # turn (``predictor.split_views``), so two networks cost what one flip-averaged does.
+    split_views: bool = False
 
-    def file(self, kind: str) -> Path:
-        entry = self.files.get(kind)
+    def file(self, kind: str, member: int = 0) -> Path:
+        """Network ``member``'s file (0: the card's own ``files``; k: ``predictor.members[k-1]``)."""
+        files, where = self._files(member)
+        entry = files.get(kind)
         if not entry or "path" not in entry:
-            raise ModelError(f"{self.path}: files.{kind}.path missing")
+            raise ModelError(f"{self.path}: {where}.{kind}.path missing")
         return (self.path.parent / str(entry["path"])).resolve()
 
-    def sha256(self, kind: str) -> str | None:
-        entry = self.files.get(kind) or {}
+    def sha256(self, kind: str, member: int = 0) -> str | None:
+        entry = self._files(member)[0].get(kind) or {}
         v = entry.get("sha256")
         return str(v) if v else None
+
+    def _files(self, member: int) -> tuple[dict[str, dict[str, Any]], str]:
+        if member == 0:
+            return self.files, "files"
+        return self.members[member - 1], f"predictor.members[{member - 1}].files"
+
+    @property
+    def networks(self) -> int:
+        return 1 + len(self.members)
+
+    @property
+    def passes(self) -> int:
+        """Network runs per face: what the predictor costs against one network's one look."""
+        if self.flip_average and not (self.split_views and self.members):
+            return 2 * self.networks
+        return self.networks
 
 
 def load_card(path: str | Path) -> ModelCard:
@@ -83,10 +107,31 @@ def load_card(path: str | Path) -> ModelCard:
     if not -0.3 <= margin <= 1:
         raise ModelError(f"{p}: crop_margin {margin} outside -0.3..1")
     predictor = raw.get("predictor", {})
-    flip = predictor.get("flip_average", False) if isinstance(predictor, dict) else None
-    if not isinstance(flip, bool):
-        raise ModelError(f"{p}: predictor.flip_average must be true or false")
-    return ModelCard(p, tuple(labels), files, temperature, margin, raw, _card_thresholds(p, raw, labels), flip)
+    if not isinstance(predictor, dict):
+        raise ModelError(f"{p}: 'predictor' must be an object")
+    flip, split = predictor.get("flip_average", False), predictor.get("split_views", False)
+    for key, value in (("flip_average", flip), ("split_views", split)):
+        if not isinstance(value, bool):
+            raise ModelError(f"{p}: predictor.{key} must be true or false")
+    members = _card_members(p, predictor.get("members", []))
+    if split and not (members and flip):
+        raise ModelError(f"{p}: predictor.split_views needs predictor.members and flip_average "
+                         "(two networks to share the face and its mirror image)")
+    return ModelCard(p, tuple(labels), files, temperature, margin, raw, _card_thresholds(p, raw, labels), flip,
+                     members, split)
+
+
+def _card_members(p: Path, members: Any) -> tuple[dict[str, dict[str, Any]], ...]:
+    """``predictor.members``: a list of ``{"files": {kind: {path, sha256}}}``, one per extra network."""
+    if not isinstance(members, list):
+        raise ModelError(f"{p}: predictor.members must be a list of networks")
+    out = []
+    for i, m in enumerate(members):
+        files = m.get("files") if isinstance(m, dict) else None
+        if not isinstance(files, dict) or not files or not all(isinstance(v, dict) for v in files.values()):
+            raise ModelError(f"{p}: predictor.members[{i}].files must map kind (tflite, keras) to {{path, sha256}}")
+        out.append(files)
+    return tuple(out)
 
 
 def _card_thresholds(p: Path, raw: dict[str, Any], labels: list[str]) -> dict[str, float]:
@@ -177,6 +222,26 @@ def flip_averaged(logits: Callable[[np.ndarray], np.ndarray], batch: np.ndarray)
     return out
 
 
+def predictor_logits(networks: Sequence[Callable[[np.ndarray], np.ndarray]], batch: np.ndarray,
+                     flip: bool = False, split: bool = False) -> np.ndarray:
+    """Mean logits of every network's look at the faces: the card's predictor.
+
+    Every network sees the faces; with ``flip`` each sees the faces and their
+    mirror images; with ``split`` too (and two or more networks) network k sees
+    the mirror images when k is odd and the faces otherwise: two views and two
+    networks for the work of one flip-averaged network.
+    """
+    if flip and split and len(networks) > 1:
+        mirror = batch[:, :, ::-1]
+        looks = [net(mirror if k % 2 else batch) for k, net in enumerate(networks)]
+    elif flip:
+        looks = [flip_averaged(net, batch) for net in networks]
+    else:
+        looks = [net(batch) for net in networks]
+    out: np.ndarray = np.mean(looks, axis=0) if len(looks) > 1 else looks[0]
+    return out
+
+
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = logits / temperature
     z = z - z.max(axis=-1, keepdims=True)
@@ -188,9 +253,13 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 class EmotionModel:
     """Crops faces, runs them in one batch, returns calibrated probabilities."""
 
-    def __init__(self, card: ModelCard, backend: Backend) -> None:
+    def __init__(self, card: ModelCard, backend: Backend, members: Sequence[Backend] = ()) -> None:
+        if len(members) != len(card.members):
+            raise ModelError(f"{card.path}: the card names {len(card.members)} member networks, "
+                             f"{len(members)} were loaded")
         self.card = card
         self.backend = backend
+        self.members = tuple(members)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -200,9 +269,9 @@ class EmotionModel:
         """(N, 48, 48, 1) raw pixels → (N, n_labels) temperature-scaled probabilities."""
         if batch.shape[0] == 0:
             return np.zeros((0, len(self.labels)), np.float32)
-        if self.card.flip_average:
-            return softmax(flip_averaged(self.backend.logits, batch), self.card.temperature)
-        return softmax(self.backend.logits(batch), self.card.temperature)
+        networks = [self.backend.logits, *(m.logits for m in self.members)]
+        logits = predictor_logits(networks, batch, self.card.flip_average, self.card.split_views)
+        return softmax(logits, self.card.temperature)
 
     def predict(self, image: np.ndarray, boxes: list[Box]) -> np.ndarray:
         """Probabilities for every face of one frame, in one batch."""
@@ -212,13 +281,23 @@ class EmotionModel:
 def load_model(cfg: ModelConfig) -> EmotionModel:
     """Load the card and the backend it asks for; checks the file's sha256 first."""
     card = load_card(cfg.card)
-    if card.flip_average and not cfg.flip_average:  # the user keeps the CPU: one look per face
-        card = replace(card, flip_average=False)
+    if card.flip_average and not cfg.flip_average:  # the user keeps the CPU: no mirror image
+        card = replace(card, flip_average=False, split_views=False)
+    if card.members and not cfg.ensemble:  # the user keeps the CPU: the first network alone
+        card = replace(card, members=(), split_views=False)
     kind = "tflite" if cfg.backend == "litert" else "keras"
-    path = card.file(kind)
+    backends = [_load_backend(card, kind, k, cfg) for k in range(card.networks)]
+    log.info("model %s (%s backend, %d labels, %s)", card.file(kind).name, cfg.backend, len(card.labels),
+             describe(card))
+    return EmotionModel(card, backends[0], backends[1:])
+
+
+def _load_backend(card: ModelCard, kind: str, member: int, cfg: ModelConfig) -> Backend:
+    """One network's backend, after checking its file against the card's sha256."""
+    path = card.file(kind, member)
     if not path.is_file():
         raise ModelError(f"{path}: model file not found (named by {card.path})")
-    expected = card.sha256(kind)
+    expected = card.sha256(kind, member)
     if cfg.verify_sha256 and expected:
         actual = sha256_of(path)
         if actual != expected:
@@ -226,7 +305,12 @@ def load_model(cfg: ModelConfig) -> EmotionModel:
                 f"{path}: sha256 {actual[:12]}… does not match the card's {expected[:12]}… "
                 "(file changed or corrupt)"
             )
-    backend: Backend = LiteRTBackend(path, cfg.threads) if kind == "tflite" else KerasBackend(path)
-    log.info("model %s (%s backend, %d labels%s)", path.name, cfg.backend, len(card.labels),
-             ", flip-averaged" if card.flip_average else "")
-    return EmotionModel(card, backend)
+    return LiteRTBackend(path, cfg.threads) if kind == "tflite" else KerasBackend(path)
+
+
+def describe(card: ModelCard) -> str:
+    """The predictor in words, for logs and pages: "single network", "2 networks, flip-averaged", ..."""
+    what = "single network" if not card.members else f"{card.networks} networks averaged"
+    if card.flip_average:
+        what += ", face and mirror image shared between them" if card.split_views else ", flip-averaged"
+    return what

@@ -208,3 +208,100 @@ def test_evaluate_writes_the_predictor_beside_the_single_model(tmp_path: Path, s
     assert single["predictor"] == "single model" and flipped["predictor"] == "card"
     assert "--predictor" in flipped["command"] and "--predictor" not in single["command"]
     assert single["ece"] != flipped["ece"]  # the probabilities differ: two looks, each measured
+
+
+def test_predictor_logits_average_networks_and_can_split_the_views_between_them() -> None:
+    from fer_audio.emotion import flip_averaged, predictor_logits
+
+    seen: dict[str, list[float]] = {"a": [], "b": []}
+
+    def net(name: str, gain: float):  # type: ignore[no-untyped-def]
+        def logits(batch: np.ndarray) -> np.ndarray:
+            """Logits (left-half mean, right-half mean) times a gain; records the left half it saw."""
+            seen[name] += [float(v) for v in batch[:, :, :24].mean(axis=(1, 2, 3))]
+            return gain * np.stack([batch[:, :, :24].mean(axis=(1, 2, 3)), batch[:, :, 24:].mean(axis=(1, 2, 3))], 1)
+        return logits
+
+    a, b = net("a", 1.0), net("b", 3.0)
+    x = np.zeros((2, 48, 48, 1), np.float32)
+    x[:, :, :24] = 100.0  # bright left half; the mirror has it on the right
+    np.testing.assert_allclose(predictor_logits([a], x), [[100, 0]] * 2)
+    np.testing.assert_allclose(predictor_logits([a, b], x), [[200, 0]] * 2)  # (100 + 300) / 2
+    np.testing.assert_allclose(predictor_logits([a, b], x, flip=True), [[100, 100]] * 2)
+    seen["a"].clear(), seen["b"].clear()
+    # Split: a sees the faces, b only their mirror images; one look each.
+    np.testing.assert_allclose(predictor_logits([a, b], x, flip=True, split=True), [[50, 150]] * 2)
+    assert seen == {"a": [100.0, 100.0], "b": [0.0, 0.0]}
+    # One network cannot split: it flip-averages.
+    np.testing.assert_allclose(predictor_logits([a], x, flip=True, split=True), flip_averaged(a, x))
+
+
+def test_a_card_with_member_networks_runs_them_all(tmp_path: Path, sample_faces) -> None:  # type: ignore[no-untyped-def]
+    from fer_audio.emotion import describe
+
+    card_path = _copy_model(tmp_path)
+    raw = json.loads(card_path.read_text())
+    # The shipped file named again as a member: the same network twice, so the averages are checkable.
+    raw["predictor"] = {"flip_average": False, "members": [{"files": {"tflite": raw["files"]["tflite"]}}]}
+    card_path.write_text(json.dumps(raw))
+    single_path = tmp_path / "single.json"
+    single_path.write_text(json.dumps({**raw, "predictor": {"flip_average": False}}))
+    flip_path = tmp_path / "flip.json"
+    flip_path.write_text(json.dumps({**raw, "predictor": {"flip_average": True}}))
+    x = sample_faces[0][:8, :, :, None].astype(np.float32)
+    single, flipped = load_model(ModelConfig(card=single_path)), load_model(ModelConfig(card=flip_path))
+    pair = load_model(ModelConfig(card=card_path))
+    assert len(pair.members) == 1 and pair.card.passes == 2 and describe(pair.card) == "2 networks averaged"
+    np.testing.assert_allclose(pair.predict_batch(x), single.predict_batch(x), atol=1e-5)
+    raw["predictor"].update(flip_average=True, split_views=True)
+    card_path.write_text(json.dumps(raw))
+    split = load_model(ModelConfig(card=card_path))
+    assert split.card.passes == 2 and "shared between them" in describe(split.card)
+    # The second network saw the mirror images: two identical networks split equal one flip-averaged.
+    np.testing.assert_allclose(split.predict_batch(x), flipped.predict_batch(x), atol=1e-5)
+    assert not np.allclose(split.predict_batch(x), single.predict_batch(x), atol=1e-3)
+    # The user's CPU switches: without the ensemble, the first network alone, flip-averaged.
+    alone = load_model(ModelConfig(card=card_path, ensemble=False))
+    assert alone.members == () and alone.card.passes == 2
+    np.testing.assert_allclose(alone.predict_batch(x), flipped.predict_batch(x), atol=1e-6)
+    plain = load_model(ModelConfig(card=card_path, ensemble=False, flip_average=False))
+    assert plain.card.passes == 1
+    # The training tools measure the same predictor, and the single model is the first network.
+    from fer_audio.emotion import softmax
+    from training.evaluate import load_logits_fn
+
+    fn, t, _ = load_logits_fn(card_path)
+    np.testing.assert_allclose(softmax(fn(x), t), split.predict_batch(x), atol=1e-5)
+    fn, t, _ = load_logits_fn(card_path, single=True)
+    np.testing.assert_allclose(softmax(fn(x), t), single.predict_batch(x), atol=1e-5)
+
+
+def test_bad_member_networks_are_refused_with_one_line(tmp_path: Path) -> None:
+    card_path = _copy_model(tmp_path)
+    raw = json.loads(card_path.read_text())
+    member = tmp_path / "member.tflite"
+    shutil.copy(load_card(card_path).file("tflite"), member)
+    good = {"tflite": {"path": "member.tflite", "sha256": raw["files"]["tflite"]["sha256"]}}
+    cases = [
+        ({"members": {"files": good}}, "predictor.members must be a list of networks"),
+        ({"members": [{"tflite": good["tflite"]}]}, r"predictor.members\[0\].files must map kind"),
+        ({"members": [{"files": {"keras": good["tflite"]}}]}, r"predictor.members\[0\].files.tflite.path missing"),
+        ({"split_views": True, "flip_average": True}, "split_views needs predictor.members"),
+        ({"split_views": True, "members": [{"files": good}]}, "split_views needs predictor.members and flip_average"),
+        ({"split_views": "yes"}, "predictor.split_views must be true or false"),
+    ]
+    for predictor, message in cases:
+        card_path.write_text(json.dumps({**raw, "predictor": predictor}))
+        with pytest.raises(ModelError, match=message) as info:
+            load_model(ModelConfig(card=card_path))
+        assert "\n" not in str(info.value)
+    card_path.write_text(json.dumps({**raw, "predictor": {"members": [{"files": good}]}}))
+    load_model(ModelConfig(card=card_path))  # the good member loads
+    data = bytearray(member.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    member.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=r"member.tflite: sha256 .* does not match"):
+        load_model(ModelConfig(card=card_path))
+    member.unlink()
+    with pytest.raises(ModelError, match=r"member.tflite: model file not found"):
+        load_model(ModelConfig(card=card_path))

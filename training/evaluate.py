@@ -27,17 +27,18 @@ from training.card import command_line, read_card, write_card
 def load_logits_fn(model: Path, threads: int = 2, single: bool = False) -> tuple[Any, float, Path | None]:
     """(logits function, temperature, card path or None) for a card, .tflite or .keras.
 
-    A card gives its predictor as the service runs it (flip-averaged when the card
-    says so) unless ``single``: the one network, no test-time augmentation.
+    A card gives its predictor as the service runs it (flip-averaged, an ensemble,
+    as the card says) unless ``single``: its first network, no test-time augmentation.
     """
     from fer_audio import emotion
 
     if model.suffix == ".json":
         card = emotion.load_card(model)
-        backend = emotion.LiteRTBackend(card.file("tflite"), threads)
-        if card.flip_average and not single:
-            return (lambda x: emotion.flip_averaged(backend.logits, x)), card.temperature, model
-        return backend.logits, card.temperature, model
+        if single:
+            return emotion.LiteRTBackend(card.file("tflite"), threads).logits, card.temperature, model
+        nets = [emotion.LiteRTBackend(card.file("tflite", k), threads).logits for k in range(card.networks)]
+        return ((lambda x: emotion.predictor_logits(nets, x, card.flip_average, card.split_views)),
+                card.temperature, model)
     if model.suffix == ".tflite":
         return emotion.LiteRTBackend(model, threads).logits, 1.0, None
     if model.suffix == ".keras":
