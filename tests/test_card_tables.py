@@ -211,3 +211,45 @@ def test_a_flip_averaged_predictor_is_shown_beside_the_single_model() -> None:
     assert "flip-averaged" not in card_tables.results(CARD) + card_tables.summary(CARD) + card_tables.exports(CARD)
     s = summary(FLIP_CARD)
     assert s["flip_average"] is True and s["predictor_private_accuracy"] == 0.6901
+
+
+ENSEMBLE_CARD = {
+    **FLIP_CARD,
+    "predictor": {
+        "flip_average": True, "split_views": True, "chosen": "split", "rule": "--predictor auto: the best",
+        "members": [{"run": "/runs/seed2", "public_accuracy": 0.664,
+                     "files": {"tflite": {"path": "fer_new_m1.tflite", "sha256": "c", "bytes": 2_900_000}},
+                     "training": {"seed": 2, "best_epoch": 117, "epochs": 120}}],
+        "configurations": {"single": {"public_accuracy": 0.659, "ms_per_face_batch1": 0.96, "passes": 1},
+                           "flip": {"public_accuracy": 0.672, "ms_per_face_batch1": 1.41, "passes": 2},
+                           "split": {"public_accuracy": 0.681, "ms_per_face_batch1": 1.93, "passes": 2},
+                           "ensemble-flip": {"public_accuracy": 0.684, "ms_per_face_batch1": 3.52, "passes": 4}},
+    },
+}
+
+
+def test_an_ensemble_is_named_and_measured_as_what_runs() -> None:
+    from training.card import predictor_words, shipped_ms, shipped_public_accuracy
+
+    assert predictor_words(ENSEMBLE_CARD) == "ensemble of 2, face and mirror image split between them"
+    assert predictor_words(CARD) == "" and predictor_words(FLIP_CARD) == "flip-averaged"
+    assert shipped_public_accuracy(ENSEMBLE_CARD) == 0.681 and shipped_ms(ENSEMBLE_CARD) == 1.93
+    res = card_tables.results(ENSEMBLE_CARD)
+    assert ("| PublicTest, shipped predictor (the files, ensemble of 2, face and mirror image split between them) "
+            "| PrivateTest, shipped predictor (ensemble of 2, face and mirror image split between them) |") in res
+    assert "on the logits of the ensemble of 2, face and mirror image split between them)" in res
+    assert "1.93 ms for the ensemble of 2" in res
+    summ = card_tables.summary(ENSEMBLE_CARD)
+    assert "| PublicTest accuracy of what runs (int8, ensemble of 2, face and mirror image split" in summ
+    assert "| 68.10% | 64.70% |" in summ
+    assert ("epoch — and 1 more network of the same recipe from other seeds (epoch 117); shipped as int8 "
+            "`.tflite`, 5.7 MB, 1.93 ms per face") in summ
+    ex = card_tables.exports(ENSEMBLE_CARD)
+    assert "--predictor auto: the best, so the service runs the ensemble of 2" in ex
+    assert "| **split (shipped)** | 2 | 68.10% | 1.93 |" in ex
+    assert "| ensemble-flip | 4 | 68.40% | 3.52 |" in ex
+    assert "Member 1: `fer_new_m1.tflite`, from `/runs/seed2` (seed 2, epoch 117 of 120); alone, PublicTest 66.40%" in ex
+    assert "through the shipped predictor (ensemble of 2, face" in card_tables.robustness(ENSEMBLE_CARD)
+    # Its successor shows the ensemble's PrivateTest as the predictor's number.
+    s = summary(ENSEMBLE_CARD)
+    assert s["predictor"] == predictor_words(ENSEMBLE_CARD) and s["predictor_private_accuracy"] == 0.6901

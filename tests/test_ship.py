@@ -116,6 +116,15 @@ def test_prior_runs_reach_the_export_so_a_fine_tune_keeps_the_whole_curve(tmp_pa
     assert "--prior-run" not in (tmp_path / "export_calls.txt").read_text()
 
 
+def test_members_reach_the_export_and_only_what_runs_is_compared(tmp_path: Path) -> None:
+    # The first network is no better than the shipped one (0.647 = 0.647): alone it would be refused
+    # before the export; with a member the ensemble may still win, so the export decides.
+    env = {**_setup(tmp_path, best_public=0.647), "FAKE_SHIPPED_PUBLIC": "0.6484", "MEMBERS": "/runs/seed2"}
+    r = _ship(tmp_path, env)
+    assert "--member /runs/seed2" in (tmp_path / "export_calls.txt").read_text()
+    assert "does not beat" not in r.stderr and r.returncode == 3, r.stderr  # past both gates
+
+
 # The old model's int8 file scored above its float network (quantisation noise): 0.640 vs 0.647.
 OLD_INT8_CARD = {
     "name": "fer_old",

@@ -207,6 +207,12 @@ def test_continued_run_histories_chain_into_one_curve(tmp_path: Path) -> None:
     assert h2["epoch"].tolist() == [0, 1, 2, 3, 4, 5, 6] and restarts2 == [5]
     alone, _ = join_histories([tmp_path / "c.csv"])
     assert alone["epoch"].tolist() == [5, 6]
+    # the shipped epoch in that numbering: b's best (its epoch 2) is the joined epoch 5; c counts already
+    from training.export import joined_best_epoch
+
+    assert joined_best_epoch(tmp_path / "b.csv", restarts, 2) == 5
+    assert joined_best_epoch(tmp_path / "c.csv", restarts2, 7) == 7
+    assert joined_best_epoch(tmp_path / "a.csv", [], 3) == 3
 
 
 def test_real_augmentation_keeps_the_contract_and_darkens_some_faces() -> None:
@@ -385,10 +391,20 @@ def test_a_lost_run_goes_on_with_its_schedule_from_the_weights_it_left(tmp_path:
     assert "outside the 3-epoch schedule" in capsys.readouterr().err
 
 
-def test_the_export_flips_only_when_the_shipped_file_gains() -> None:
-    from training.export import choose_flip
+def test_the_export_ships_the_best_predictor_within_the_time_budget() -> None:
+    from training.export import choose_predictor
 
-    gains = {"public_accuracy": 0.692, "public_accuracy_flip": 0.701}
-    ties = {"public_accuracy": 0.692, "public_accuracy_flip": 0.692}
-    assert choose_flip("auto", gains) and not choose_flip("auto", ties)
-    assert choose_flip("on", ties) and not choose_flip("off", gains)
+    def c(acc: float, ms: float, passes: int) -> dict[str, float]:
+        return {"public_accuracy": acc, "ms_per_face_batch1": ms, "passes": passes}
+
+    one = {"single": c(0.692, 0.9, 1), "flip": c(0.701, 1.8, 2)}
+    assert choose_predictor("auto", one) == "flip"
+    assert choose_predictor("auto", {**one, "flip": c(0.692, 1.8, 2)}) == "single"  # a tie: fewer runs
+    assert choose_predictor("single", one) == "single"
+    two = {**one, "ensemble": c(0.712, 1.9, 2), "split": c(0.718, 1.9, 2), "ensemble-flip": c(0.722, 3.6, 4)}
+    assert choose_predictor("auto", two) == "split"  # ensemble-flip is better, and over 3 ms per face
+    assert choose_predictor("ensemble-flip", two) == "ensemble-flip"
+    slow = {"single": c(0.692, 3.2, 1), "flip": c(0.701, 6.0, 2)}
+    assert choose_predictor("auto", slow) == "single"  # nothing fits: one look of one network
+    with pytest.raises(SystemExit, match="--predictor split needs --member"):
+        choose_predictor("split", one)

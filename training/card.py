@@ -63,15 +63,51 @@ def flip_average(card: dict[str, Any]) -> bool:
     return bool((card.get("predictor") or {}).get("flip_average", False))
 
 
+def members(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """The networks averaged with the card's own (``predictor.members``; none on most cards)."""
+    return list((card.get("predictor") or {}).get("members") or [])
+
+
+def predictor_words(card: dict[str, Any]) -> str:
+    """How the service runs the shipped networks, in words; "" for one network, one look."""
+    p = card.get("predictor") or {}
+    flip, n = bool(p.get("flip_average")), 1 + len(members(card))
+    if n == 1:
+        return "flip-averaged" if flip else ""
+    words = f"ensemble of {n}"
+    if flip:
+        words += ", face and mirror image split between them" if p.get("split_views") else ", flip-averaged"
+    return words
+
+
+def _chosen(card: dict[str, Any]) -> dict[str, Any] | None:
+    """What the export measured of the predictor it chose (cards from before it measured several: None)."""
+    p = card.get("predictor") or {}
+    conf = (p.get("configurations") or {}).get(p.get("chosen"))
+    return conf if isinstance(conf, dict) else None
+
+
 def shipped_public_accuracy(card: dict[str, Any]) -> float | None:
-    """PublicTest accuracy of what runs: the shipped .tflite's, flip-averaged when the card's
-    predictor is, else (older cards) the float network's. This is the number a new model must
-    beat to ship (training/ship.sh)."""
+    """PublicTest accuracy of what runs: the shipped predictor's (its .tflite files, flip-averaged or
+    an ensemble as the card says), else (older cards) the float network's. This is the number a new
+    model must beat to ship (training/ship.sh)."""
+    conf = _chosen(card)
+    if conf is not None:
+        return float(conf["public_accuracy"])
     _, v = shipped_variant(card)
     acc = v.get("public_accuracy", card.get("metrics", {}).get("public", {}).get("accuracy"))
     if flip_average(card):
         acc = v["public_accuracy_flip"]
     return None if acc is None else float(acc)
+
+
+def shipped_ms(card: dict[str, Any]) -> float:
+    """Milliseconds per face of what runs (LiteRT, batch 1, 2 threads, as the export timed it)."""
+    conf = _chosen(card)
+    if conf is not None:
+        return float(conf["ms_per_face_batch1"])
+    _, v = shipped_variant(card)
+    return float(v.get("ms_per_face_batch1_flip" if flip_average(card) else "ms_per_face_batch1", float("nan")))
 
 
 def summary(card: dict[str, Any]) -> dict[str, Any]:
@@ -86,6 +122,7 @@ def summary(card: dict[str, Any]) -> dict[str, Any]:
         "tflite_sha256": card.get("files", {}).get("tflite", {}).get("sha256"),
         "public_accuracy": shipped_public_accuracy(card),
         "flip_average": flip_average(card),
+        "predictor": predictor_words(card),
         "predictor_private_accuracy": ((m.get("predictor") or {}).get("private") or {}).get("accuracy"),
         "private": {k: m["private"][k] for k in ("accuracy", "macro_f1", "ferplus_majority_accuracy",
                                                  "per_class_recall") if k in m["private"]}

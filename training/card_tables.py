@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from training.card import flip_average, read_card, shipped_public_accuracy, shipped_variant
+from training.card import members, predictor_words, read_card, shipped_ms, shipped_public_accuracy, shipped_variant
 
 Card = dict[str, Any]
 
@@ -67,9 +67,12 @@ def _head(*cells: str) -> list[str]:
 
 
 def _ms(card: Card, v: dict[str, Any]) -> float:
-    """Milliseconds per face of what runs: two looks at each face when the predictor flip-averages."""
-    key = "ms_per_face_batch1_flip" if flip_average(card) else "ms_per_face_batch1"
-    return float(v.get(key, float("nan")))
+    """Milliseconds per face of what runs: every look of every network the predictor takes."""
+    return shipped_ms(card)
+
+
+def _files(card: Card) -> str:
+    return "the files" if members(card) else "the file"
 
 
 def results(card: Card) -> str:
@@ -81,14 +84,15 @@ def results(card: Card) -> str:
     m = card.get("metrics", {})
     pub, priv = m.get("public", {}), m.get("private", {})
     pred = m.get("predictor") or {}
-    flips = flip_average(card)
+    words = predictor_words(card)
+    flips = bool(words)
     cols: list[tuple[dict[str, Any], bool]] = [(pub, False), (priv, True)]
     if flips:
         cols += [(pred.get("public") or {}, False), (pred.get("private") or {}, True)]
         out = _head("measure", "PublicTest, single model (the trained network; chose the epoch)",
                     "PrivateTest, single model (the shipped file, no test-time augmentation)",
-                    "PublicTest, shipped predictor (the file, flip-averaged)",
-                    "PrivateTest, shipped predictor (flip-averaged)")
+                    f"PublicTest, shipped predictor ({_files(card)}, {words})",
+                    f"PrivateTest, shipped predictor ({words})")
     else:
         out = _head("measure", "PublicTest (the trained network; chose the epoch)",
                     "PrivateTest (the shipped file; read once)")
@@ -106,12 +110,14 @@ def results(card: Card) -> str:
         line(f"recall: {label}", lambda r, _, label=label: pct(r.get("per_class_recall", {}).get(label), 1))
     variant, v = shipped_variant(card)
     out.append("")
-    what = "flip-averaged logits" if flips else "the single model's logits"
+    what = (("flip-averaged logits" if words == "flip-averaged" else f"the logits of the {words}") if flips
+            else "the single model's logits")
+    ms_what = ("flip-averaged (each face and its mirror image in one batch)" if words == "flip-averaged"
+               else f"for the {words}")
     out.append(f"Temperature T = {card.get('temperature')} (fitted on PublicTest, on {what}). Shipped file: "
                f"`{card.get('files', {}).get('tflite', {}).get('path')}` ({variant}), "
                f"{v.get('ms_per_face_batch1', float('nan')):.2f} ms per face through LiteRT at batch 1"
-               + (f", {_ms(card, v):.2f} ms flip-averaged (each face and its mirror image in one batch)"
-                  if flips else "")
+               + (f", {_ms(card, v):.2f} ms {ms_what}" if flips else "")
                + f". PrivateTest read {priv.get('date', '—')} by `{cmd(priv.get('command'))}`"
                + (f" and, for the predictor, by `{cmd((pred.get('private') or {}).get('command'))}`"
                   if flips else "") + ".")
@@ -135,12 +141,35 @@ def exports(card: Card) -> str:
         out.append(_row(*cells))
     out.append("")
     made_by = cmd(card.get("metrics", {}).get("public", {}).get("command"))
-    rule = (card.get("predictor") or {}).get("rule")
-    out.append(f"Rule: {e.get('shipped_rule', '—')}"
-               + (f"; {rule}, so the service {'does' if flip_average(card) else 'does not'} flip-average"
-                  if rule else "")
+    p = card.get("predictor") or {}
+    rule, words = p.get("rule"), predictor_words(card)
+    if "configurations" in p:
+        so = f"so the service runs the {words}" if words else "so the service runs the single model"
+    else:
+        so = f"so the service {'does' if words else 'does not'} flip-average"
+    out.append(f"Rule: {e.get('shipped_rule', '—')}" + (f"; {rule}, {so}" if rule else "")
                + f". Measured by `{made_by}`; ms per face at batch 1, 2 threads, on the machine that exported it.")
+    if "configurations" in p:
+        out += ["", *predictors(card)]
     return "\n".join(out)
+
+
+def predictors(card: Card) -> list[str]:
+    """Every way of running the shipped networks the export measured, the chosen one in bold."""
+    p = card.get("predictor") or {}
+    variant, _ = shipped_variant(card)
+    out = _head(f"predictor ({variant} files)", "networks × looks per face", "PublicTest", "ms per face")
+    for name, c in p.get("configurations", {}).items():
+        shown = f"**{name} (shipped)**" if name == p.get("chosen") else name
+        out.append(_row(shown, c.get("passes", "—"), pct(c.get("public_accuracy")),
+                        f"{c.get('ms_per_face_batch1', float('nan')):.2f}"))
+    for k, m in enumerate(members(card), 1):
+        tr = m.get("training") or {}
+        out.append("")
+        out.append(f"Member {k}: `{(m.get('files') or {}).get('tflite', {}).get('path')}`, from `{m.get('run', '—')}` "
+                   f"(seed {tr.get('seed', '—')}, epoch {tr.get('best_epoch', '—')} of {tr.get('epochs', '—')}); "
+                   f"alone, PublicTest {pct(m.get('public_accuracy'))} (its {variant} file).")
+    return out
 
 
 def crop(card: Card) -> str:
@@ -194,7 +223,7 @@ def robustness(card: Card) -> str:
                        f"({pct(rt['detected'], 1)} found), cropped at margin {rt['margin']:+.2f} with the eyes "
                        f"levelled): **{pct(rt['accuracy'])}**, against {pct(rt['resized_on_same'])} resized "
                        f"straight; recall {recall}.")
-    through = " through the shipped predictor (flip-averaged)" if flip_average(card) else ""
+    through = f" through the shipped predictor ({predictor_words(card)})" if predictor_words(card) else ""
     out.append(f"- {r.get('split', 'PublicTest')}, {r.get('faces', '—')} faces, each changed one way at a "
                f"time{through}; `{cmd(r.get('command'))}`, {r.get('date', '—')}.")
     return "\n".join(out)
@@ -231,13 +260,14 @@ def summary(card: Card) -> str:
 
     line("PrivateTest accuracy (single model, no TTA)", f"**{pct(priv.get('accuracy'))}**",
          lambda p: pct(pp(p).get("accuracy")))
-    if flip_average(card):
+    words = predictor_words(card)
+    if words:
         ours = ((card.get("metrics", {}).get("predictor") or {}).get("private") or {}).get("accuracy")
-        # A predecessor that did not flip-average ran as its single model.
-        line("PrivateTest accuracy of the shipped predictor (flip-averaged)", f"**{pct(ours)}**",
-             lambda p: pct(p.get("predictor_private_accuracy") if p.get("flip_average")
+        # A predecessor that ran one network, one look, ran as its single model.
+        line(f"PrivateTest accuracy of the shipped predictor ({words})", f"**{pct(ours)}**",
+             lambda p: pct(p.get("predictor_private_accuracy") if p.get("flip_average") or p.get("predictor")
                            else pp(p).get("accuracy")))
-    shown = f"{variant}, flip-averaged" if flip_average(card) else variant
+    shown = f"{variant}, {words}" if words else variant
     line(f"PublicTest accuracy of what runs ({shown})", pct(shipped_public_accuracy(card)),
          lambda p: pct(p.get("public_accuracy")))
     line("PrivateTest macro-F1", pct(priv.get("macro_f1")), lambda p: pct(pp(p).get("macro_f1")))
@@ -251,8 +281,13 @@ def summary(card: Card) -> str:
     params = card.get("training", {}).get("arch", "—")
     epoch = card.get("training", {}).get("best_epoch", "—")
     out.append("")
-    flip = ", each face averaged with its mirror image" if flip_average(card) else ""
-    out.append(f"Network `{params}`, epoch {epoch}; shipped as {variant} `.tflite`, {v.get('bytes', 0) / 1e6:.1f} MB, "
+    flip = (", each face averaged with its mirror image" if words == "flip-averaged"
+            else f", {words}" if words else "")
+    more = members(card)
+    also = (f" and {len(more)} more network{'s' if len(more) > 1 else ''} of the same recipe from other seeds "
+            f"(epoch {', '.join(str((m.get('training') or {}).get('best_epoch', '—')) for m in more)})" if more else "")
+    size = (v.get("bytes", 0) + sum((m.get("files") or {}).get("tflite", {}).get("bytes", 0) for m in more)) / 1e6
+    out.append(f"Network `{params}`, epoch {epoch}{also}; shipped as {variant} `.tflite`, {size:.1f} MB, "
                f"{_ms(card, v):.2f} ms per face (LiteRT, batch 1, 2 threads{flip}). "
                "Everything else: [`models/MODEL_CARD.md`](models/MODEL_CARD.md).")
     return "\n".join(out)

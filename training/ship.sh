@@ -3,17 +3,18 @@
 #
 #   training/ship.sh RUN_DIR NAME [FER2013_NPZ]      e.g. training/ship.sh ~/fer-audio-runs/resnet18h_e120 fer_resnet18h
 #   SHIP=float32 training/ship.sh ...                 which .tflite ships (training.export --ship; default auto)
+#   MEMBERS="RUN_S2" training/ship.sh ...             other seeds' runs the predictor may average in (--member)
 #   PRIOR_RUNS="RUN1 RUN2" training/ship.sh ...       runs that RUN_DIR continued (--init-from), oldest first:
 #                                                     their epochs join the card's curve (training.export --prior-run)
 #
 # Only when the model that will run beats the shipped one on PublicTest: the run's best trained
 # network is checked first against the shipped trained network, and after the export what will
-# run (the shipped .tflite variant, flip-averaged when the export chose it) against what runs now
+# run (the shipped .tflite variant, flip-averaged or an ensemble as the export chose) against what runs now
 # (an int8 file can lose what the float network gained). Steps: export (calibration,
 # .tflite, int8 when it costs at most 0.5 points), crop study (margin chosen on PublicTest),
 # per-expression thresholds, robustness and the real-photo probe, and last the one PrivateTest
-# read for this model (with the flip-averaged predictor's own PublicTest and PrivateTest numbers
-# beside the single model's when it flips). models/ is copied first and put back whole if any step fails or the new
+# read for this model (with the shipped predictor's own PublicTest and PrivateTest numbers beside
+# the single model's when it flip-averages or is an ensemble). models/ is copied first and put back whole if any step fails or the new
 # model does not beat the old, so a failed ship leaves nothing half-changed. Last, the card
 # tables of models/MODEL_CARD.md and README.md are made anew (training.card_tables). Then: edit
 # the prose numbers outside those tables, re-run benchmarks/tradeoff.py and
@@ -27,6 +28,7 @@ py=${PYTHON:-.venv/bin/python}
 ship=${SHIP:-auto}
 prior=""
 for r in ${PRIOR_RUNS:-}; do prior="$prior --prior-run $r"; done
+for r in ${MEMBERS:-}; do prior="$prior --member $r"; done
 
 # The PublicTest accuracy of what runs (training.card.shipped_public_accuracy); a card without one stops here.
 shipped_public() {
@@ -45,7 +47,8 @@ new_public=$($py -c "
 h = [l.split(',') for l in open('$run/history.csv').read().splitlines()]
 col = h[0].index('val_accuracy')
 print(max(float(r[col]) for r in h[1:]))")
-$py -c "import sys; sys.exit(0 if $new_public > $old_network else 1)" || {
+# With members the first network may be the shipped one again: only what runs is compared.
+[ -n "${MEMBERS:-}" ] || $py -c "import sys; sys.exit(0 if $new_public > $old_network else 1)" || {
     echo "ship.sh: $run: best PublicTest $new_public does not beat the shipped $old_name's trained network ($old_network)" >&2
     exit 1
 }
@@ -57,7 +60,7 @@ restore() {
 }
 trap 'echo "ship.sh: a step failed" >&2; restore' EXIT
 
-# shellcheck disable=SC2086  # $prior is a list of options
+# shellcheck disable=SC2086  # $prior is a list of options (--prior-run, --member)
 $py -m training.export --run "$run" --data "$data" --out models --name "$name" --ship "$ship" $prior
 shipped_new=$(shipped_public models/card.json)
 variant=$($py -c "import json; print(json.load(open('models/card.json'))['export']['shipped'])")
@@ -76,13 +79,14 @@ else
 fi
 $py -m training.evaluate --model models/card.json --data "$data" --split private --write-card \
     --plot models/confusion_matrix.png
-if $py -c "import sys; from training.card import flip_average, read_card; sys.exit(0 if flip_average(read_card('models/card.json')) else 1)"; then
-    # The shipped predictor's own numbers beside the single model's (the same one PrivateTest read, two views).
+if $py -c "import sys; from training.card import predictor_words, read_card; sys.exit(0 if predictor_words(read_card('models/card.json')) else 1)"; then
+    # The shipped predictor's own numbers (flip-averaged, an ensemble) beside the single model's.
     $py -m training.evaluate --model models/card.json --data "$data" --split public --predictor --write-card
     $py -m training.evaluate --model models/card.json --data "$data" --split private --predictor --write-card
 fi
 if [ "$old_name" != "$name" ]; then
-    rm -f "models/$old_name.keras" "models/$old_name.tflite" "models/${old_name}_history.csv"
+    rm -f "models/$old_name.keras" "models/$old_name.tflite" "models/${old_name}_history.csv" \
+        "models/${old_name}"_m*.keras "models/${old_name}"_m*.tflite
 fi
 trap - EXIT
 rm -r "$backup"
