@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -333,9 +334,17 @@ def main(argv: list[str] | None = None) -> int:
         measured[pname] = {"public_accuracy": float(acc), "ms_per_face_batch1": float(ms),
                            "passes": len(nets) * (2 if mirror and not (split and len(nets) > 1) else 1)}
         print(f"predictor {pname}: PublicTest {100 * acc:.2f}%, {ms:.3f} ms per face", flush=True)
+    if measured["single"]["ms_per_face_batch1"] > MS_BUDGET:
+        print(f"training.export: warning: one look of one network took {measured['single']['ms_per_face_batch1']:.2f} ms "
+              f"per face, over the {MS_BUDGET} ms budget; the times decide the predictor, so export on a quiet "
+              "machine (training paused)", file=sys.stderr, flush=True)
     chosen = choose_predictor(args.predictor, measured)
     use_members, flip, split = PREDICTORS[chosen]
     print(f"shipping the {shipped} .tflite ({args.ship}), predictor {chosen} ({args.predictor})", flush=True)
+    if member_cards and not use_members:  # measured, not shipped: the card says so, the files go
+        for mc in member_cards:
+            for f in mc.pop("files").values():
+                (args.out / f["path"]).unlink()
 
     # The temperature calibrates the probabilities the service computes, so it is fitted on
     # the logits of the predictor that ships; the single network is reported with it too.
@@ -366,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         "predictor": {
             "flip_average": flip,
             **({"split_views": True} if split else {}),
-            **({"members": member_cards} if use_members else {}),
+            **({"members": member_cards} if use_members else {"members_measured": member_cards} if member_cards else {}),
             "chosen": chosen,
             "configurations": measured,
             "rule": f"--predictor {args.predictor}: of the ways of running the shipped files, the most accurate "
