@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -408,3 +409,30 @@ def test_the_export_ships_the_best_predictor_within_the_time_budget() -> None:
     assert choose_predictor("auto", slow) == "single"  # nothing fits: one look of one network
     with pytest.raises(SystemExit, match="--predictor split needs --member"):
         choose_predictor("split", one)
+
+
+def test_the_curve_is_brought_up_to_date_without_changing_what_shipped(tmp_path: Path) -> None:
+    from training import card_tables
+    from training.card import read_card
+    from training.export import main
+
+    run, models = tmp_path / "run", tmp_path / "models"
+    run.mkdir(), models.mkdir()
+    rows = [(0, 0.40), (1, 0.55), (2, 0.61), (3, 0.63), (4, 0.62)]  # shipped after epoch 2; epoch 4 is its best
+    (run / "history.csv").write_text("epoch,accuracy,loss,val_accuracy,val_loss,lr\n" + "".join(
+        f"{e},0.5,1.0,{v},1.0,{0.1 * (4 - e) / 4}\n" for e, v in rows))
+    (run / "train_meta.json").write_text(json.dumps({"finished": True, "best_epoch": 4, "best_val_accuracy": 0.63,
+                                                     "peak_lr": 0.1}))
+    card = {"name": "fer_x", "training": {"best_epoch": 2, "ema": 0.999, "finished": False,
+                                          "curve": {"public_accuracy": [0.40, 0.55], "first_epoch": 1}},
+            "files": {"tflite": {"sha256": "a"}}}
+    (models / "card.json").write_text(json.dumps(card))
+    assert main(["--run", str(run), "--data", "unused", "--out", str(models), "--curve-only"]) == 0
+    after = read_card(models / "card.json")
+    assert after["training"]["best_epoch"] == 2 and after["files"] == card["files"]  # what shipped is unchanged
+    assert after["training"]["curve"]["public_accuracy"] == [0.40, 0.55, 0.61, 0.63, 0.62]
+    assert after["training"]["run_after_ship"]["best_epoch"] == 4
+    text = card_tables.curve(after)
+    assert "40.0, **55.0** (epoch 2, shipped), 61.0, 63.0 (epoch 4, the run's best; did not ship), 62.0%" in text
+    assert text.endswith("After epoch 5 the learning rate was 0% of its peak.")
+    assert (models / "fer_x_history.csv").read_text().count("\n") == 6 and (models / "training_curves.png").exists()

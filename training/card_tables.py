@@ -303,6 +303,10 @@ def curve(card: Card) -> str:
     cells = [f"{100 * a:.1f}" for a in acc]
     first = int(c.get("first_epoch", 1))
     best = tr.get("best_epoch")
+    later = tr.get("run_after_ship") or {}  # the run went on after the ship (training.export --curve-only)
+    run_best = later.get("best_epoch")
+    if isinstance(run_best, int) and run_best != best and 0 <= run_best - first < len(cells):
+        cells[run_best - first] = f"{cells[run_best - first]} (epoch {run_best}, the run's best; did not ship)"
     if isinstance(best, int) and 0 <= best - first < len(cells):
         cells[best - first] = f"**{cells[best - first]}** (epoch {best}, shipped)"
     what = "the weight average, which is what is evaluated and shipped" if tr.get("ema") else "the trained network"
@@ -312,7 +316,7 @@ def curve(card: Card) -> str:
     if "lr_fraction_of_peak" in c:
         text += (f" After epoch {first + len(acc) - 1} the learning rate was {100 * c['lr_fraction_of_peak']:.0f}% "
                  "of its peak"
-                 + ("." if tr.get("finished") else "; the run keeps training."))
+                 + ("." if later.get("finished", tr.get("finished")) else "; the run keeps training."))
     return text
 
 

@@ -205,6 +205,34 @@ def plot_curves(h: np.ndarray, path: Path, title: str, restarts: tuple[int, ...]
     plt.close(fig)
 
 
+def refresh_curve(run: Path, prior_runs: list[Path], card_path: Path, argv: list[str] | None = None) -> int:
+    """The card's curve, ``<name>_history.csv`` and plot from the run as it stands now.
+
+    A run goes on after a ship; when its later epochs do not ship, the card still
+    shows every epoch (a schedule's plateau is read from its whole curve) and the
+    run's own best beside the shipped epoch.
+    """
+    card = read_card(card_path)
+    meta = json.loads((run / "train_meta.json").read_text())
+    csvs = [r / "history.csv" for r in [*prior_runs, run]]
+    h, restarts = join_histories(csvs)
+    tr = card["training"]
+    shipped = tr.get("best_epoch")
+    tr["curve"] = public_curve(h, csvs[-1], meta.get("peak_lr"))
+    run_best = joined_best_epoch(csvs[-1], restarts, meta.get("best_epoch"))
+    tr["run_after_ship"] = {"epochs": int(h["epoch"].max()) + 1, "finished": bool(meta.get("finished")),
+                            "best_epoch": run_best, "best_val_accuracy": meta.get("best_val_accuracy"),
+                            "date": dt.date.today().isoformat(), "command": command_line("training.export", argv)}
+    out = card_path.parent
+    name = card["name"]
+    plot_curves(h, out / "training_curves.png", f"{name}: epoch {shipped} of {len(h)} shipped (chosen on PublicTest)",
+                tuple(restarts))
+    write_history(h, out / f"{name}_history.csv")
+    write_card(card_path, card)
+    print(f"{card_path}: curve of {len(h)} epochs from {run}; the run's best epoch {run_best}, shipped {shipped}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, required=True, help="run folder written by training.train")
@@ -226,7 +254,12 @@ def main(argv: list[str] | None = None) -> int:
                          f"ensemble-flip; auto: the best on PublicTest within {MS_BUDGET} ms per face")
     ap.add_argument("--crop-margin", type=float, default=0.1,
                     help="runtime crop margin, fraction of the face box (tuned by training.crop_gap)")
+    ap.add_argument("--curve-only", action="store_true",
+                    help="export nothing: bring the card's curve, history and plot up to date with the run "
+                         "(epochs trained since the ship), the shipped epoch unchanged")
     args = ap.parse_args(argv)
+    if args.curve_only:
+        return refresh_curve(args.run, args.prior_run, args.out / "card.json", argv)
 
     import keras
 
