@@ -253,3 +253,19 @@ def test_an_ensemble_is_named_and_measured_as_what_runs() -> None:
     # Its successor shows the ensemble's PrivateTest as the predictor's number.
     s = summary(ENSEMBLE_CARD)
     assert s["predictor"] == predictor_words(ENSEMBLE_CARD) and s["predictor_private_accuracy"] == 0.6901
+
+
+def test_calibration_is_judged_on_the_predictor_the_temperature_was_fitted_to() -> None:
+    card = {**FLIP_CARD, "crop_study": {"chosen_margin": -0.05}, "temperature": 0.918,
+            "metrics": {**FLIP_CARD["metrics"],  # type: ignore[dict-item]
+                        "predictor": {"private": {"ece": 0.0351, "ece_uncalibrated": 0.0386}}}}
+    assert card_tables.calibration(card).startswith(
+        "T = 0.918 takes the shipped predictor's (flip-averaged) PrivateTest expected calibration error from "
+        "3.9% to 3.5%.")
+    # With the configurations measured, the rule says what runs in words.
+    card["predictor"] = {**card["predictor"], "chosen": "flip",  # type: ignore[dict-item]
+                         "configurations": {"single": {"public_accuracy": 0.659, "ms_per_face_batch1": 0.96,
+                                                       "passes": 1},
+                                            "flip": {"public_accuracy": 0.672, "ms_per_face_batch1": 1.41,
+                                                     "passes": 2}}}
+    assert "when it wins, so the service flip-averages." in card_tables.exports(card)

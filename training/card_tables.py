@@ -144,7 +144,8 @@ def exports(card: Card) -> str:
     p = card.get("predictor") or {}
     rule, words = p.get("rule"), predictor_words(card)
     if "configurations" in p:
-        so = f"so the service runs the {words}" if words else "so the service runs the single model"
+        so = ("so the service flip-averages" if words == "flip-averaged" else
+              f"so the service runs the {words}" if words else "so the service runs the single model")
     else:
         so = f"so the service {'does' if words else 'does not'} flip-average"
     out.append(f"Rule: {e.get('shipped_rule', '—')}" + (f"; {rule}, {so}" if rule else "")
@@ -322,10 +323,15 @@ def curve(card: Card) -> str:
 
 def calibration(card: Card) -> str:
     """Temperature and the runtime crop's gap in one sentence each, for the README's prose."""
-    priv = card.get("metrics", {}).get("private", {})
+    m = card.get("metrics", {})
+    # The temperature is fitted to what runs, so it is judged on what runs.
+    words = predictor_words(card)
+    priv = ((m.get("predictor") or {}).get("private") if words else None) or m.get("private", {})
+    whose = (f"the shipped predictor's ({words}) PrivateTest" if words and priv is not m.get("private")
+             else "PrivateTest's")
     c = card.get("crop_study", {})
     found = (c.get("private") or {}).get("detection_rate")
-    return (f"T = {card.get('temperature', float('nan')):.3f} takes PrivateTest's expected calibration error from "
+    return (f"T = {card.get('temperature', float('nan')):.3f} takes {whose} expected calibration error from "
             f"{pct(priv.get('ece_uncalibrated'), 1)} to {pct(priv.get('ece'), 1)}. Through YuNet and the runtime's "
             f"crop, the gap to FER's own crop on PrivateTest is {c.get('gap_points_after', float('nan')):.2f} points "
             f"at the margin chosen on PublicTest ({c.get('chosen_margin')}; "
