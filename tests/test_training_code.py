@@ -436,3 +436,38 @@ def test_the_curve_is_brought_up_to_date_without_changing_what_shipped(tmp_path:
     assert "40.0, **55.0** (epoch 2, shipped), 61.0, 63.0 (epoch 4, the run's best; did not ship), 62.0%" in text
     assert text.endswith("After epoch 5 the learning rate was 0% of its peak.")
     assert (models / "fer_x_history.csv").read_text().count("\n") == 6 and (models / "training_curves.png").exists()
+
+
+def test_a_shipped_card_unpacks_into_the_phases_that_a_continued_run_joins(tmp_path: Path, capsys) -> None:
+    from training.export import join_histories, joined_best_epoch, main
+
+    models = tmp_path / "models"
+    models.mkdir()
+    head = "epoch,accuracy,loss,val_accuracy,val_loss\n"
+    # shipped: a 3-epoch schedule, then a 2-epoch fine-tune whose epoch 2 (joined epoch 5) shipped
+    (models / "fer_x_history.csv").write_text(head + "".join(
+        f"{e},0.5,1.0,{v},1.0\n" for e, v in enumerate([0.40, 0.55, 0.61, 0.60, 0.64])))
+    card = {"name": "fer_x", "training": {
+        "epochs": 2, "start_epoch": 0, "best_epoch": 5, "best_epoch_of_this_phase": 2, "seed": 1,
+        "curve": {"public_accuracy": [0.40, 0.55, 0.61, 0.60, 0.64]}, "history_note": "x",
+        "earlier_phases": [{"epochs": 3, "start_epoch": 0, "best_epoch": 3, "seed": 1}]}}
+    (models / "card.json").write_text(json.dumps(card))
+    assert main(["--unpack-phases", str(models / "card.json"), "--out", str(tmp_path / "shipped")]) == 0
+    p1, p2 = (tmp_path / "shipped" / f"phase{i}" for i in (1, 2))
+    assert capsys.readouterr().out.split() == [str(p1), str(p2)]
+    assert json.loads((p1 / "train_meta.json").read_text()) == card["training"]["earlier_phases"][0]
+    meta2 = json.loads((p2 / "train_meta.json").read_text())
+    assert meta2 == {"epochs": 2, "start_epoch": 0, "best_epoch": 2, "seed": 1}  # its own numbering, nothing joined
+    # a run that went on from the shipped weights (numbered from 0) joins after them, each restart kept
+    (tmp_path / "ft.csv").write_text(head + "0,0.6,1.0,0.65,1.0\n1,0.6,1.0,0.66,1.0\n")
+    h, restarts = join_histories([p1 / "history.csv", p2 / "history.csv", tmp_path / "ft.csv"])
+    assert h["epoch"].tolist() == list(range(7)) and restarts == [3, 5]
+    np.testing.assert_allclose(h["val_accuracy"], [0.40, 0.55, 0.61, 0.60, 0.64, 0.65, 0.66])
+    assert joined_best_epoch(tmp_path / "ft.csv", restarts, 2) == 7
+    # a card whose phases do not add up to its history is refused, naming the card
+    card["training"]["earlier_phases"][0]["epochs"] = 4
+    (models / "card.json").write_text(json.dumps(card))
+    assert main(["--unpack-phases", str(models / "card.json"), "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "card.json" in err and "do not add up to the 5 rows" in err
+    assert not (tmp_path / "bad").exists()

@@ -233,10 +233,45 @@ def refresh_curve(run: Path, prior_runs: list[Path], card_path: Path, argv: list
     return 0
 
 
+# What a card's ``training`` section adds to the last phase's ``train_meta.json`` (undone by unpack_phases).
+_JOINED_KEYS = ("earlier_phases", "curve", "history_note", "run_after_ship", "best_epoch_of_this_phase")
+
+
+def unpack_phases(card_path: Path, dest: Path) -> list[Path]:
+    """The training phases a shipped card records, as run folders that ``--prior-run`` reads.
+
+    A fresh machine keeps only what is committed: the shipped weights, the card
+    (each phase's ``train_meta``) and the joined ``<name>_history.csv``. A run that
+    goes on from the shipped weights (``training.train --init-from models/<name>.keras``)
+    names these folders with ``--prior-run``, so its card's curve is the whole
+    training, not only its own epochs. Returns the folders, oldest first.
+    """
+    card = read_card(card_path)
+    tr = card["training"]
+    last = {k: v for k, v in tr.items() if k not in _JOINED_KEYS}
+    if "best_epoch_of_this_phase" in tr:
+        last["best_epoch"] = tr["best_epoch_of_this_phase"]
+    phases = [*tr.get("earlier_phases", []), last]
+    h = np.atleast_1d(np.genfromtxt(card_path.parent / f"{card['name']}_history.csv", delimiter=",", names=True))
+    if sum(int(m["epochs"]) - int(m.get("start_epoch") or 0) for m in phases) != len(h):
+        raise ValueError(f"{card_path}: its phases' epochs do not add up to the {len(h)} rows of "
+                         f"{card['name']}_history.csv")
+    folders, done = [], 0
+    for i, meta in enumerate(phases, 1):
+        n = int(meta["epochs"]) - int(meta.get("start_epoch") or 0)
+        folder = dest / f"phase{i}"
+        folder.mkdir(parents=True, exist_ok=True)
+        write_history(h[done:done + n], folder / "history.csv")
+        (folder / "train_meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        folders.append(folder)
+        done += n
+    return folders
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", type=Path, required=True, help="run folder written by training.train")
-    ap.add_argument("--data", required=True)
+    ap.add_argument("--run", type=Path, help="run folder written by training.train")
+    ap.add_argument("--data", help="fer2013.npz (PublicTest, and Training rows for int8 calibration)")
     ap.add_argument("--out", type=Path, default=Path("models"))
     ap.add_argument("--name", default=None, help="file stem (default: the run's arch)")
     ap.add_argument("--prior-run", type=Path, action="append", default=[],
@@ -257,7 +292,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--curve-only", action="store_true",
                     help="export nothing: bring the card's curve, history and plot up to date with the run "
                          "(epochs trained since the ship), the shipped epoch unchanged")
+    ap.add_argument("--unpack-phases", type=Path, default=None, metavar="CARD",
+                    help="export nothing: write the training phases this shipped card.json records as run "
+                         "folders phase1, phase2 ... under --out, for --prior-run (a fresh machine)")
     args = ap.parse_args(argv)
+    if args.unpack_phases:
+        try:
+            folders = unpack_phases(args.unpack_phases, args.out)
+        except (OSError, KeyError, ValueError) as e:
+            print(f"training.export: --unpack-phases {args.unpack_phases}: {e}", file=sys.stderr)
+            return 2
+        print(" ".join(str(f) for f in folders))
+        return 0
+    if args.run is None or (args.data is None and not args.curve_only):
+        ap.error("--run and --data are required" if not args.curve_only else "--run is required")
     if args.curve_only:
         return refresh_curve(args.run, args.prior_run, args.out / "card.json", argv)
 

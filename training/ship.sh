@@ -6,6 +6,9 @@
 #   MEMBERS="RUN_S2" training/ship.sh ...             other seeds' runs the predictor may average in (--member)
 #   PRIOR_RUNS="RUN1 RUN2" training/ship.sh ...       runs that RUN_DIR continued (--init-from), oldest first:
 #                                                     their epochs join the card's curve (training.export --prior-run)
+#   PRIOR_RUNS="$(python -m training.export --unpack-phases models/card.json --out ~/fer-audio-runs/shipped)" ...
+#                                                     a run that went on from models/NAME.keras on a fresh machine:
+#                                                     the phases the shipped card records are its prior runs
 #
 # Only when the model that will run beats the shipped one on PublicTest: the run's best trained
 # network is checked first against the shipped trained network, and after the export what will

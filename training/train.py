@@ -18,7 +18,9 @@ epoch, and each epoch's faces, order and mixing come from ``(seed, epoch)``.
 schedule or an ensemble member; a run folder refuses to resume under another seed.
 Lost the run folder (a fresh machine)? ``--init-from models/<name>.keras
 --start-epoch N`` goes on with the same schedule after epoch N from the weights
-that shipped (momentum starts again; the average starts as those weights).
+that shipped (momentum starts again; the average starts as those weights);
+``python -m training.export --unpack-phases models/card.json --out DIR`` gives
+back the earlier phases' logs, for the ship's ``--prior-run``.
 The same file runs unchanged on ``KERAS_BACKEND=jax`` (a GPU machine) and
 TensorFlow (this CPU).
 """
@@ -62,7 +64,9 @@ SEED = 1337
 #   LiteRT batch-1 ms per face on this CPU, 1.33 (shipped 1.2 M) / 3.08 (2.8 M)
 #   float32, 0.50 / 1.08 int8; wider (48-320, 4.9 M) was 8.3 ms, out of budget.
 # - precision float32: pilot, 20 train steps of batch 128 on this session's
-#   Intel Xeon (AVX-512, no BF16 unit): 135 img/s float32, 44 mixed_bfloat16.
+#   Intel Xeon (AVX-512, no BF16 unit): 135 img/s float32, 44 mixed_bfloat16. On
+#   an AMD EPYC with AVX512-BF16 (2026-12-02) 98 against 138: there ``--precision
+#   mixed_bfloat16`` (what runs there since; the exported network is float32 either way).
 # - no XLA: pilot, 12 steps of batch 128 with training paused, Keras' default
 #   (``jit_compile`` "auto", which resolves to off here) 97 img/s, off 105, XLA 91.
 # - SGD-Nesterov, cosine after a linear warm-up, 120 epochs, label smoothing
