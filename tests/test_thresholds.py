@@ -52,6 +52,14 @@ def test_choose_takes_the_lowest_threshold_that_holds_the_precision() -> None:
     assert not a_hi.reached and a_hi.precision == pytest.approx(0.9)  # the best it can do, flagged
 
 
+def test_no_threshold_goes_below_more_likely_than_all_the_others_together() -> None:
+    # every face whose top label is class 0 is right, from 0.35 up: precision alone would take 0.35
+    probs = np.array([[0.35, 0.33, 0.32]] * 30 + [[0.6, 0.2, 0.2]] * 30 + [[0.1, 0.8, 0.1]] * 30)
+    y = np.array([0] * 60 + [1] * 30)
+    (a, *_) = choose(probs, y, ["a", "b", "c"], precision=0.7, min_support=10)
+    assert a.reached and a.enter == 0.5 and a.cued == 30 and a.recall == 0.5
+
+
 # -- the card ---------------------------------------------------------------------
 
 
