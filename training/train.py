@@ -83,6 +83,8 @@ SEED = 1337
 #   --flip auto``, measured on the shipped file): pilots on PublicTest, epoch 28 64.84% →
 #   64.53%, epoch 46 66.87% either way, epoch 87 69.21% → 70.10%; epoch 112 ships flipped,
 #   69.96% → 71.16%.
+# - the schedule ends with 5 epochs of fine-tuning, mix 0, lr 0.002 (``--init-from`` its
+#   best): PublicTest 70.30 → 70.83%; 10 more from those weights: at best 70.66%.
 # - no ensemble of the models at hand: pilot at epoch 46 (66.87% on PublicTest),
 #   its probabilities averaged (weight 0.5-0.7) with fer_resnet 66.26-66.76%,
 #   with epoch 41 66.48-66.65%, with epoch 32 66.45-66.68%. An ensemble needs a
