@@ -471,3 +471,7 @@ def test_a_shipped_card_unpacks_into_the_phases_that_a_continued_run_joins(tmp_p
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "card.json" in err and "do not add up to the 5 rows" in err
     assert not (tmp_path / "bad").exists()
+    with pytest.raises(SystemExit):  # never into models/ by default
+        main(["--unpack-phases", str(models / "card.json")])
+    assert "needs --out" in capsys.readouterr().err and sorted(p.name for p in models.iterdir()) == [
+        "card.json", "fer_x_history.csv"]

@@ -254,7 +254,7 @@ def unpack_phases(card_path: Path, dest: Path) -> list[Path]:
     phases = [*tr.get("earlier_phases", []), last]
     h = np.atleast_1d(np.genfromtxt(card_path.parent / f"{card['name']}_history.csv", delimiter=",", names=True))
     if sum(int(m["epochs"]) - int(m.get("start_epoch") or 0) for m in phases) != len(h):
-        raise ValueError(f"{card_path}: its phases' epochs do not add up to the {len(h)} rows of "
+        raise ValueError(f"its phases' epochs do not add up to the {len(h)} rows of "
                          f"{card['name']}_history.csv")
     folders, done = [], 0
     for i, meta in enumerate(phases, 1):
@@ -272,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, help="run folder written by training.train")
     ap.add_argument("--data", help="fer2013.npz (PublicTest, and Training rows for int8 calibration)")
-    ap.add_argument("--out", type=Path, default=Path("models"))
+    ap.add_argument("--out", type=Path, default=None, help="the models folder (default models/); with "
+                    "--unpack-phases, where the phase folders go (required there)")
     ap.add_argument("--name", default=None, help="file stem (default: the run's arch)")
     ap.add_argument("--prior-run", type=Path, action="append", default=[],
                     help="a run that --run continued (--init-from), oldest first; its log joins the curves and card")
@@ -297,13 +298,19 @@ def main(argv: list[str] | None = None) -> int:
                          "folders phase1, phase2 ... under --out, for --prior-run (a fresh machine)")
     args = ap.parse_args(argv)
     if args.unpack_phases:
+        if args.out is None:
+            ap.error("--unpack-phases needs --out: the folder for the phase folders (not models/)")
         try:
             folders = unpack_phases(args.unpack_phases, args.out)
-        except (OSError, KeyError, ValueError) as e:
+        except KeyError as e:
+            print(f"training.export: --unpack-phases {args.unpack_phases}: the card has no {e}", file=sys.stderr)
+            return 2
+        except (OSError, ValueError) as e:
             print(f"training.export: --unpack-phases {args.unpack_phases}: {e}", file=sys.stderr)
             return 2
         print(" ".join(str(f) for f in folders))
         return 0
+    args.out = args.out or Path("models")
     if args.run is None or (args.data is None and not args.curve_only):
         ap.error("--run and --data are required" if not args.curve_only else "--run is required")
     if args.curve_only:
