@@ -447,7 +447,8 @@ def test_a_shipped_card_unpacks_into_the_phases_that_a_continued_run_joins(tmp_p
     # shipped: a 3-epoch schedule, then a 2-epoch fine-tune whose epoch 2 (joined epoch 5) shipped
     (models / "fer_x_history.csv").write_text(head + "".join(
         f"{e},0.5,1.0,{v},1.0\n" for e, v in enumerate([0.40, 0.55, 0.61, 0.60, 0.64])))
-    card = {"name": "fer_x", "training": {
+    (models / "fer_x.keras").write_bytes(b"the shipped network")
+    card = {"name": "fer_x", "files": {"keras": {"path": "fer_x.keras"}}, "training": {
         "epochs": 2, "start_epoch": 0, "best_epoch": 5, "best_epoch_of_this_phase": 2, "seed": 1,
         "curve": {"public_accuracy": [0.40, 0.55, 0.61, 0.60, 0.64]}, "history_note": "x",
         "earlier_phases": [{"epochs": 3, "start_epoch": 0, "best_epoch": 3, "seed": 1}]}}
@@ -458,6 +459,11 @@ def test_a_shipped_card_unpacks_into_the_phases_that_a_continued_run_joins(tmp_p
     assert json.loads((p1 / "train_meta.json").read_text()) == card["training"]["earlier_phases"][0]
     meta2 = json.loads((p2 / "train_meta.json").read_text())
     assert meta2 == {"epochs": 2, "start_epoch": 0, "best_epoch": 2, "seed": 1}  # its own numbering, nothing joined
+    # each log numbered as its phase numbered it; the last folder is the shipped model's run again
+    assert (p2 / "history.csv").read_text().splitlines()[1].startswith("0,")
+    assert (p2 / "model.keras").read_bytes() == b"the shipped network" and not (p1 / "model.keras").exists()
+    h, restarts = join_histories([p1 / "history.csv", p2 / "history.csv"])
+    assert h["epoch"].tolist() == list(range(5)) and joined_best_epoch(p2 / "history.csv", restarts, 2) == 5
     # a run that went on from the shipped weights (numbered from 0) joins after them, each restart kept
     (tmp_path / "ft.csv").write_text(head + "0,0.6,1.0,0.65,1.0\n1,0.6,1.0,0.66,1.0\n")
     h, restarts = join_histories([p1 / "history.csv", p2 / "history.csv", tmp_path / "ft.csv"])
@@ -471,6 +477,11 @@ def test_a_shipped_card_unpacks_into_the_phases_that_a_continued_run_joins(tmp_p
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "card.json" in err and "do not add up to the 5 rows" in err
     assert not (tmp_path / "bad").exists()
+    card["training"]["earlier_phases"][0]["epochs"] = 3
+    (models / "card.json").write_text(json.dumps(card))
+    (models / "fer_x.keras").unlink()
+    assert main(["--unpack-phases", str(models / "card.json"), "--out", str(tmp_path / "bad")]) == 2
+    assert "fer_x.keras is missing" in capsys.readouterr().err and not (tmp_path / "bad").exists()
     with pytest.raises(SystemExit):  # never into models/ by default
         main(["--unpack-phases", str(models / "card.json")])
     assert "needs --out" in capsys.readouterr().err and sorted(p.name for p in models.iterdir()) == [

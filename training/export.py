@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -244,7 +245,10 @@ def unpack_phases(card_path: Path, dest: Path) -> list[Path]:
     (each phase's ``train_meta``) and the joined ``<name>_history.csv``. A run that
     goes on from the shipped weights (``training.train --init-from models/<name>.keras``)
     names these folders with ``--prior-run``, so its card's curve is the whole
-    training, not only its own epochs. Returns the folders, oldest first.
+    training, not only its own epochs. The last folder also gets the shipped
+    network as its ``model.keras``: it is the shipped model's own run again, to
+    ship beside another seed's run (``--run`` it, ``--member`` the other).
+    Each log is numbered as its phase numbered it. Returns the folders, oldest first.
     """
     card = read_card(card_path)
     tr = card["training"]
@@ -256,15 +260,22 @@ def unpack_phases(card_path: Path, dest: Path) -> list[Path]:
     if sum(int(m["epochs"]) - int(m.get("start_epoch") or 0) for m in phases) != len(h):
         raise ValueError(f"its phases' epochs do not add up to the {len(h)} rows of "
                          f"{card['name']}_history.csv")
+    network = card_path.parent / card["files"]["keras"]["path"]
+    if not network.is_file():
+        raise ValueError(f"the shipped network {network} is missing")
     folders, done = [], 0
     for i, meta in enumerate(phases, 1):
-        n = int(meta["epochs"]) - int(meta.get("start_epoch") or 0)
+        first = int(meta.get("start_epoch") or 0)
+        n = int(meta["epochs"]) - first
         folder = dest / f"phase{i}"
         folder.mkdir(parents=True, exist_ok=True)
-        write_history(h[done:done + n], folder / "history.csv")
+        part = h[done:done + n].copy()
+        part["epoch"] = np.arange(first, first + n)
+        write_history(part, folder / "history.csv")
         (folder / "train_meta.json").write_text(json.dumps(meta, indent=2) + "\n")
         folders.append(folder)
         done += n
+    shutil.copyfile(network, folders[-1] / "model.keras")
     return folders
 
 

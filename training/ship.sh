@@ -8,7 +8,9 @@
 #                                                     their epochs join the card's curve (training.export --prior-run)
 #   PRIOR_RUNS="$(python -m training.export --unpack-phases models/card.json --out ~/fer-audio-runs/shipped)" ...
 #                                                     a run that went on from models/NAME.keras on a fresh machine:
-#                                                     the phases the shipped card records are its prior runs
+#                                                     the phases the shipped card records are its prior runs; the
+#                                                     last of them holds the shipped network, so it can be RUN_DIR
+#                                                     itself with MEMBERS (the shipped model beside another seed)
 #
 # Only when the model that will run beats the shipped one on PublicTest: the run's best trained
 # network is checked first against the shipped trained network, and after the export what will
