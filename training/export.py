@@ -257,16 +257,16 @@ def unpack_phases(card_path: Path, dest: Path) -> list[Path]:
         last["best_epoch"] = tr["best_epoch_of_this_phase"]
     phases = [*tr.get("earlier_phases", []), last]
     h = np.atleast_1d(np.genfromtxt(card_path.parent / f"{card['name']}_history.csv", delimiter=",", names=True))
-    if sum(int(m["epochs"]) - int(m.get("start_epoch") or 0) for m in phases) != len(h):
+    # (first epoch, epochs) of each phase: a phase that went on with its schedule (--start-epoch) numbers from there
+    spans = [(int(m.get("start_epoch") or 0), int(m["epochs"]) - int(m.get("start_epoch") or 0)) for m in phases]
+    if sum(n for _, n in spans) != len(h):
         raise ValueError(f"its phases' epochs do not add up to the {len(h)} rows of "
                          f"{card['name']}_history.csv")
     network = card_path.parent / card["files"]["keras"]["path"]
     if not network.is_file():
         raise ValueError(f"the shipped network {network} is missing")
     folders, done = [], 0
-    for i, meta in enumerate(phases, 1):
-        first = int(meta.get("start_epoch") or 0)
-        n = int(meta["epochs"]) - first
+    for i, (meta, (first, n)) in enumerate(zip(phases, spans, strict=True), 1):
         folder = dest / f"phase{i}"
         folder.mkdir(parents=True, exist_ok=True)
         part = h[done:done + n].copy()
