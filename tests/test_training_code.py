@@ -486,3 +486,65 @@ def test_a_shipped_card_unpacks_into_the_phases_that_a_continued_run_joins(tmp_p
         main(["--unpack-phases", str(models / "card.json")])
     assert "needs --out" in capsys.readouterr().err and sorted(p.name for p in models.iterdir()) == [
         "card.json", "fer_x_history.csv"]
+
+
+def _schedule_run(folder: Path, accuracies: list[float], seed: int, **meta: object) -> Path:
+    """A run folder as training.train leaves it, with ``accuracies`` on PublicTest after each epoch."""
+    folder.mkdir(parents=True)
+    (folder / "history.csv").write_text("epoch,accuracy,loss,val_accuracy,val_loss,lr\n" + "".join(
+        f"{e},0.5,1.0,{v},1.0,{0.05 * (1 - e / 40)}\n" for e, v in enumerate(accuracies)))
+    (folder / "train_meta.json").write_text(json.dumps({
+        "recipe": "resnet18h", "seed": seed, "epochs": len(accuracies), "schedule_epochs": 40, "lr": 0.05,
+        "peak_lr": 0.05, "finished": len(accuracies) == 40, "init_from": None, "start_epoch": 0,
+        "precision": "float32", "command": f"python -m training.train --seed {seed}", **meta}))
+    return folder
+
+
+def test_every_schedule_of_the_recipe_is_kept_in_the_card_and_shown_with_its_plateau(tmp_path: Path, capsys) -> None:
+    from training import card_tables
+    from training.export import carry_over
+    from training.schedules import main
+
+    models = tmp_path / "models"
+    models.mkdir()
+    card = {"name": "fer_x", "training": {"recipe": "resnet18h", "seed": 1337, "best_epoch": 42}}
+    (models / "card.json").write_text(json.dumps(card))
+    # the shipped network's schedule: finished; its last 20 epochs rise 0.1 point an epoch from 66%, 3.15 over the best before
+    first = [0.60 + 0.0025 * e for e in range(20)] + [0.66 + 0.001 * e for e in range(20)]
+    s1 = _schedule_run(tmp_path / "s1", first, 1337)
+    s2 = _schedule_run(tmp_path / "s2", [0.30, 0.45, 0.52], 2)
+    assert main(["--run", str(s1), "--run", str(s2), "--card", str(models / "card.json")]) == 0
+    assert "seed 2: 3 of 40 epochs, best PublicTest 52.00% at epoch 3 (still training)" in capsys.readouterr().out
+    kept = json.loads((models / "card.json").read_text())
+    assert kept["training"] == card["training"] and [s["seed"] for s in kept["schedules"]] == [1337, 2]
+    assert kept["schedules"][1]["public_accuracy"] == [0.3, 0.45, 0.52] and (models / "schedules.png").stat().st_size
+    table = card_tables.schedules(kept)
+    assert "| 1337 | 40 (40) | 67.90% (40) | 66.0-67.9% | +3.15 points | 0: the schedule ended | the shipped " in table
+    assert "| 2 | 3 (40), training | 52.00% (3) | — | — | 95% of its peak | no: still training |" in table
+    assert "Seed 2, PublicTest after each epoch: 30.0, 45.0, 52.0%." in table and "Seed 1337," not in table
+
+    # the second schedule goes on: recording it again replaces its entry, in its place
+    (s2 / "history.csv").write_text((s2 / "history.csv").read_text() + "3,0.5,1.0,0.55,1.0,0.045\n")
+    assert main(["--run", str(s2), "--card", str(models / "card.json"), "--no-plot"]) == 0
+    again = json.loads((models / "card.json").read_text())
+    assert [(s["seed"], s["epochs"]) for s in again["schedules"]] == [(1337, 40), (2, 4)]
+
+    # what is not a whole schedule of the card's recipe is refused in one line, the card untouched
+    before = (models / "card.json").read_text()
+    bad = [_schedule_run(tmp_path / "ft", [0.7], 3, init_from="models/fer_x.keras"),
+           _schedule_run(tmp_path / "other", [0.5], 4, recipe="resnet"),
+           _schedule_run(tmp_path / "gap", [0.5, 0.6], 5)]
+    (bad[2] / "history.csv").write_text("epoch,val_accuracy\n0,0.5\n2,0.6\n")
+    for run, words in zip(bad, ["not from random weights", "the card's model was trained by 'resnet18h'",
+                                "not 0, 1, 2 ... in order"], strict=True):
+        assert main(["--run", str(s2), "--run", str(run), "--card", str(models / "card.json")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(run) in err and words in err
+    assert main(["--run", str(tmp_path / "nowhere"), "--card", str(models / "card.json")]) == 2
+    assert "no train_meta.json" in capsys.readouterr().err
+    assert (models / "card.json").read_text() == before
+
+    # a ship writes a new card: it keeps every schedule of its recipe, none of another's
+    new = {"files": {"tflite": {"sha256": "new"}}, "training": {"recipe": "resnet18h"}}
+    carry_over({**again, "schedules": [*again["schedules"], {"seed": 9, "recipe": "resnet"}]}, new)
+    assert new["schedules"] == again["schedules"] and new["predecessors"][0]["name"] == "fer_x"

@@ -9,9 +9,10 @@ A page opts in with a pair of markers around each table it shows:
     (made by this module; edits between the markers are overwritten)
     <!-- /card:results -->
 
-Tables: results, exports, crop, robustness, thresholds, summary. Each is made from the card
-alone (rendering is pure), so a test can check that the committed pages match the committed
-card, and a newly shipped model's pages are one command away from right.
+Tables: results, exports, crop, robustness, thresholds, summary, curve, calibration,
+schedules. Each is made from the card alone (rendering is pure), so a test can check that
+the committed pages match the committed card, and a newly shipped model's pages are one
+command away from right.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from training.card import members, predictor_words, read_card, shipped_ms, shipped_public_accuracy, shipped_variant
+from training.schedules import LAST, plateau
 
 Card = dict[str, Any]
 
@@ -321,6 +323,44 @@ def curve(card: Card) -> str:
     return text
 
 
+def schedules(card: Card) -> str:
+    """Every full schedule of the shipped recipe (``training.schedules``): whether training has plateaued."""
+    rows = list(card.get("schedules") or [])
+    if not rows:
+        return "(No schedule recorded yet: `python -m training.schedules --run <run folder>`.)"
+    tr = card.get("training") or {}
+    shipped_seed = tr.get("seed")
+    member_seeds = {(m.get("training") or {}).get("seed") for m in members(card)}
+    out = [_row("seed", "epochs done (of its schedule)", "best PublicTest (epoch)",
+                f"PublicTest over its last {LAST} epochs", f"gain of its last {LAST} epochs over the best before them",
+                "learning rate after its last epoch", "in the shipped predictor"),
+           _row(*["---"] + ["---:"] * 5 + ["---"])]
+    curves = []
+    for s in rows:
+        acc = s.get("public_accuracy") or []
+        p = plateau(acc)
+        lr = s.get("lr_fraction_of_peak")
+        role = ("the shipped network's schedule (then fine-tuned)" if s.get("seed") == shipped_seed
+                else "an ensemble member" if s.get("seed") in member_seeds
+                else "no: still training" if not s.get("finished") else "no")
+        out.append(_row(
+            s.get("seed"), f"{s.get('epochs')} ({s.get('schedule_epochs')})"
+            + ("" if s.get("finished") else ", training"),
+            f"{pct(s.get('best_public_accuracy'))} ({s.get('best_epoch')})",
+            "—" if p is None else f"{100 * p['low']:.1f}-{100 * p['high']:.1f}%",
+            "—" if p is None else f"{100 * p['gain']:+.2f} points",
+            "0: the schedule ended" if s.get("finished") else "—" if lr is None else f"{100 * lr:.0f}% of its peak",
+            role))
+        if s.get("seed") != shipped_seed and acc:
+            curves.append(f"Seed {s.get('seed')}, PublicTest after each epoch: "
+                          + ", ".join(f"{100 * a:.1f}" for a in acc) + "%.")
+    dates = sorted({s.get("recorded") for s in rows if s.get("recorded")})
+    note = (f"Recorded {', '.join(dates)} by `python -m training.schedules --run <run folder>` from each run's "
+            "logs; the curves together: [`schedules.png`](schedules.png)."
+            + (" The shipped network's own curve is above." if shipped_seed in {s.get("seed") for s in rows} else ""))
+    return "\n".join([*out, "", *curves, *([""] if curves else []), note])
+
+
 def calibration(card: Card) -> str:
     """Temperature and the runtime crop's gap in one sentence each, for the README's prose."""
     m = card.get("metrics", {})
@@ -342,6 +382,7 @@ def calibration(card: Card) -> str:
 TABLES: dict[str, Callable[[Card], str]] = {
     "results": results, "exports": exports, "crop": crop, "robustness": robustness,
     "thresholds": thresholds, "summary": summary, "curve": curve, "calibration": calibration,
+    "schedules": schedules,
 }
 _BLOCK = re.compile(r"(<!-- card:(?P<name>[a-z]+) -->\n)(?P<body>.*?)(<!-- /card:(?P=name) -->)", re.S)
 

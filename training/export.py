@@ -279,6 +279,25 @@ def unpack_phases(card_path: Path, dest: Path) -> list[Path]:
     return folders
 
 
+def carry_over(prev: dict[str, Any], card: dict[str, Any]) -> None:
+    """What a new ``card`` keeps of the card ``prev`` it replaces in models/."""
+    def shas(c: dict[str, Any]) -> list[Any]:
+        return [f.get("tflite", {}).get("sha256")
+                for f in [c.get("files", {}), *(m.get("files", {}) for m in (c.get("predictor") or {}).get("members") or [])]]
+    same = shas(prev) == shas(card)
+    # The crop study measured a particular network: keep it only for the same weights.
+    if "crop_study" in prev and same:
+        card["crop_study"] = prev["crop_study"]
+        card["crop_margin"] = prev["crop_margin"]
+    # Every schedule of this recipe (training.schedules) stays: a ship records none and loses none.
+    kept = [s for s in prev.get("schedules") or [] if s.get("recipe") == card["training"].get("recipe")]
+    if kept:
+        card["schedules"] = kept
+    # The models this one replaces, newest first: their headline numbers stay for before/after.
+    older = prev.get("predecessors", [])
+    card["predecessors"] = older if same else [card_summary(prev), *older][:5]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, help="run folder written by training.train")
@@ -508,18 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     old = args.out / "card.json"
     if old.exists():
-        prev = read_card(old)
-        # The crop study measured a particular network: keep it only for the same weights.
-        def shas(c: dict[str, Any]) -> list[Any]:
-            return [f.get("tflite", {}).get("sha256")
-                    for f in [c.get("files", {}), *(m.get("files", {}) for m in (c.get("predictor") or {}).get("members") or [])]]
-        same = shas(prev) == shas(card)
-        if "crop_study" in prev and same:
-            card["crop_study"] = prev["crop_study"]
-            card["crop_margin"] = prev["crop_margin"]
-        # The models this one replaces, newest first: their headline numbers stay for before/after.
-        older = prev.get("predecessors", [])
-        card["predecessors"] = older if same else [card_summary(prev), *older][:5]
+        carry_over(read_card(old), card)
     csvs = [r / "history.csv" for r in [*args.prior_run, args.run]]
     if all(c.exists() for c in csvs):
         h, restarts = join_histories(csvs)
