@@ -548,3 +548,41 @@ def test_every_schedule_of_the_recipe_is_kept_in_the_card_and_shown_with_its_pla
     new = {"files": {"tflite": {"sha256": "new"}}, "training": {"recipe": "resnet18h"}}
     carry_over({**again, "schedules": [*again["schedules"], {"seed": 9, "recipe": "resnet"}]}, new)
     assert new["schedules"] == again["schedules"] and new["predecessors"][0]["name"] == "fer_x"
+
+
+def test_compare_scores_each_candidate_three_ways_and_reads_a_runs_last_weight_average(tmp_path: Path, capsys) -> None:
+    import keras
+
+    from training.compare import load_network, main
+    from training.models import FACTORIES
+
+    # a run's saved state: the raw network and, beside it, the weight average that is scored
+    run = tmp_path / "run"
+    (run / "backup").mkdir(parents=True)
+    (run / "train_meta.json").write_text(json.dumps({"arch": "resnet", "precision": "float32"}))
+    net = FACTORIES["resnet"]()
+    net.save(run / "backup" / "model.keras")
+    average = [w + 0.5 for w in net.get_weights()]
+    np.savez(run / "backup" / "ema.npz", updates=np.array(3), **{f"w{i}": w for i, w in enumerate(average)})
+    last = load_network(f"{run}:last")
+    for got, want in zip(last.get_weights(), average, strict=True):
+        np.testing.assert_allclose(got, want)
+    assert keras.config.dtype_policy().name == "float32"
+    net.save(run / "best_train.keras")  # the run folder alone names the epoch chosen on PublicTest
+    np.testing.assert_allclose(load_network(str(run)).get_weights()[0], net.get_weights()[0])
+
+    # a data file whose PublicTest faces have FER+ votes; the mirror image of a face is another look
+    images, labels, usage = _tiny(40)
+    votes = np.zeros((40, 10), np.uint8)
+    to_ferplus = {fer: fp for fp, fer in fer_data._FERPLUS_TO_FER.items()}
+    votes[np.arange(40), [to_ferplus[int(c)] for c in labels]] = 8  # the crowd agrees with the label
+    np.savez(tmp_path / "fer.npz", images=images, labels=labels, usage=usage, ferplus_votes=votes)
+    assert main([str(run), f"{run}:last", "--data", str(tmp_path / "fer.npz"), "--average", "0.5"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| candidate | PublicTest, FER-2013 label | PublicTest, FER+ majority | real photos")
+    assert len(table) == 2 + 4 + 2 and table[-1].startswith("| average, 0.5 first: face to the first, mirror")
+    for line in table[2:]:  # the crowd agrees with every label, so the two accuracies are one number
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[1] == cells[2] and cells[3] == "—"
+    assert main([str(run), "--data", str(tmp_path / "fer.npz"), "--average", "0.5"]) == 2
+    assert "--average needs two candidates" in capsys.readouterr().err

@@ -89,8 +89,12 @@ SEED = 1337
 #   its probabilities averaged (weight 0.5-0.7) with fer_resnet 66.26-66.76%,
 #   with epoch 41 66.48-66.65%, with epoch 32 66.45-66.68%. An ensemble needs a
 #   run of its own (``--seed``).
-# - ``ferplus`` (FER+ crowd votes blended into the targets) is 0 in every
-#   recipe: not piloted yet; it waits for the CPU the running schedule holds.
+# - ``ferplus`` (FER+ crowd votes blended into the targets) stays 0: pilots of 2026-12-02,
+#   5 fine-tune epochs from the shipped weights (mix 0, lr 0.002), scored by
+#   ``training.compare`` flip-averaged (FER-2013 label / FER+ majority on PublicTest / real
+#   photos): shipped 71.47 / 68.83 / 58.30%, --ferplus 0.25 70.80 / 72.42 / 63.53%, 0.5
+#   (its last epoch) 68.96 / 77.76 / 70.07%, fear recall 50 -> 43 -> 33%. What ships is
+#   chosen by the FER-2013 label, and every blend loses there.
 
 @dataclass(frozen=True)
 class Recipe:
