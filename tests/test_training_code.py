@@ -586,3 +586,71 @@ def test_compare_scores_each_candidate_three_ways_and_reads_a_runs_last_weight_a
         assert cells[1] == cells[2] and cells[3] == "—"
     assert main([str(run), "--data", str(tmp_path / "fer.npz"), "--average", "0.5"]) == 2
     assert "--average needs two candidates" in capsys.readouterr().err
+
+
+def test_distilled_targets_blend_the_teachers_softened_prediction() -> None:
+    pytest.importorskip("keras")
+    from training.train import distilled
+
+    y = np.eye(7, dtype=np.float32)[[0, 3]]
+    logits = np.array([[2.0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 1.0, 0, 0, 3.0]], np.float32)
+    assert distilled(y, logits, 0.0, 2.0) is y and distilled(y, None, 0.5, 2.0) is y
+    out = distilled(y, logits, 0.5, 2.0)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-6)
+    soft = metrics.softmax(logits.astype(np.float64), 2.0)
+    np.testing.assert_allclose(out, 0.5 * y + 0.5 * soft, rtol=1e-6)
+    # the second face's teacher disagrees with its label: the target says both, the label first
+    assert out[1].argmax() == 3 and out[1, 6] > 0.2 > out[1, 0]
+    # a hotter temperature gives the classes the teacher ranks lower more of the target
+    assert distilled(y, logits, 0.5, 4.0)[0, 0] < out[0, 0] < distilled(y, logits, 0.5, 1.0)[0, 0]
+
+
+def test_a_student_is_taught_by_the_teachers_two_looks_and_resumes_only_with_them(tmp_path: Path, capsys) -> None:
+    """--teacher T --distill W: the teachers' logits (face and mirror, averaged) are kept in the
+    run folder and named in train_meta; a resume with other teachers is refused in one line."""
+    keras = pytest.importorskip("keras")
+    from training.models import FACTORIES
+    from training.train import main, teacher_logits
+
+    images, labels, usage = _tiny(40)
+    np.savez(tmp_path / "d.npz", images=images, labels=labels, usage=usage)
+    keras.utils.set_random_seed(3)
+    FACTORIES["resnet"]().save(tmp_path / "teacher.keras")
+    spec = str(tmp_path / "teacher.keras")
+    out = tmp_path / "student"
+    common = ["--recipe", "resnet", "--data", str(tmp_path / "d.npz"), "--out", str(out), "--epochs", "1",
+              "--verbose", "0"]
+
+    assert main([*common, "--distill", "0.5"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        "training.train: --distill W and --teacher SPEC go together")
+    assert main([*common, "--teacher", str(tmp_path / "nobody.keras"), "--distill", "0.5"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"training.train: --teacher {tmp_path / 'nobody.keras'}: {tmp_path / 'nobody.keras'} does not exist")
+    assert not (out / "backup").exists()
+
+    assert main([*common, "--teacher", spec, "--distill", "0.5"]) == 0
+    train_faces = images[usage == 0]
+    teacher = keras.models.load_model(spec)
+    by_hand = (np.asarray(teacher(train_faces[..., None].astype(np.float32), training=False))
+               + np.asarray(teacher(train_faces[:, :, ::-1, None].astype(np.float32), training=False))) / 2
+    with np.load(out / "teacher.npz") as z:
+        np.testing.assert_allclose(z["logits"], by_hand, rtol=1e-4, atol=1e-4)
+        assert z["specs"].tolist() == [spec]
+    np.testing.assert_allclose(teacher_logits([spec], train_faces), by_hand, rtol=1e-4, atol=1e-4)
+    meta = json.loads((out / "train_meta.json").read_text())
+    assert meta["distill"] == 0.5 and meta["distill_temperature"] == 2.0 and meta["teachers"]["specs"] == [spec]
+    assert meta["teachers"]["train_accuracy"] == pytest.approx(
+        float((by_hand.argmax(axis=1) == labels[usage == 0]).mean()))
+    assert keras.config.dtype_policy().name == "float32"
+
+    capsys.readouterr()
+    assert main([*common, "--epochs", "2"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"training.train: {out} was taught by [{spec!r}], not none; "
+        "resume with the same --teacher list or use another --out")
+    assert json.loads((out / "backup" / "state.json").read_text())["epochs_done"] == 1
+    # and a distilled run is not one of the recipe's schedules
+    from training.schedules import ScheduleError, record
+    with pytest.raises(ScheduleError, match="a student of other networks"):
+        record(out, "resnet")

@@ -46,6 +46,9 @@ def record(run: Path, recipe: str | None, argv: list[str] | None = None) -> dict
     if meta.get("init_from") or meta.get("start_epoch"):
         raise ScheduleError(f"{run}: started from {meta.get('init_from')} after epoch {meta.get('start_epoch') or 0}, "
                             "not from random weights: record the run that began the schedule")
+    if meta.get("teachers"):
+        raise ScheduleError(f"{run}: taught by {meta['teachers'].get('specs')} (--teacher): a student of other "
+                            "networks, not a schedule of the recipe on its own")
     if recipe is not None and meta.get("recipe") != recipe:
         raise ScheduleError(f"{run}: recipe {meta.get('recipe')!r}, and the card's model was trained by {recipe!r}")
     h = np.atleast_1d(np.genfromtxt(history, delimiter=",", names=True))

@@ -21,6 +21,11 @@ Lost the run folder (a fresh machine)? ``--init-from models/<name>.keras
 that shipped (momentum starts again; the average starts as those weights);
 ``python -m training.export --unpack-phases models/card.json --out DIR`` gives
 back the earlier phases' logs, for the ship's ``--prior-run``.
+``--teacher SPEC [--teacher SPEC] --distill W`` teaches a student: W of each target
+is the teachers' prediction (every network, face and mirror image, averaged; softened
+by ``--distill-temperature``), kept in the run folder as ``teacher.npz`` so a resume is
+taught the same; with ``--init-from`` it distils an ensemble into the one network that
+the runtime budget has room for.
 The same file runs unchanged on ``KERAS_BACKEND=jax`` (a GPU machine) and
 TensorFlow (this CPU).
 """
@@ -44,6 +49,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 
 from training import data as fer_data  # noqa: E402
+from training import metrics  # noqa: E402
 from training.augment import augment_batch, mix_batch  # noqa: E402
 from training.models import FACTORIES  # noqa: E402
 
@@ -113,6 +119,8 @@ class Recipe:
     precision: str  # a Keras dtype policy: float32 | mixed_bfloat16
     validation: str  # public | seed-split
     ferplus: float = 0.0  # share of each target from the FER+ crowd's votes (training.train.targets)
+    distill: float = 0.0  # share of each target from the teachers' prediction (--teacher; training.train.distilled)
+    distill_temperature: float = 2.0  # softens the teachers' prediction before it is blended in
 
 
 RECIPES: dict[str, Recipe] = {
@@ -147,6 +155,42 @@ def targets(labels: np.ndarray, votes: np.ndarray | None, ferplus: float) -> np.
     soft = fer_data.ferplus_soft_labels(votes)
     has = soft.sum(axis=1, keepdims=True) > 0
     return np.where(has, (1.0 - ferplus) * one_hot + ferplus * soft, one_hot).astype(np.float32)
+
+
+def teacher_logits(specs: list[str], images: np.ndarray) -> np.ndarray:
+    """The teachers' logits for every training face: each network, the face and its mirror, averaged.
+
+    A teacher is what ``training.compare`` takes: a ``.keras`` file, a run folder or
+    ``RUN:last``. Computed once, on the faces as they are, not on each epoch's
+    augmented copy: four looks at every face cost about a fifth of an epoch, where
+    teaching each epoch's copy would make every epoch that much longer. Float32
+    networks, whatever policy the student trains in.
+    """
+    import keras
+
+    from training.compare import load_network, views
+
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        looks = [look for spec in specs for look in views(load_network(spec), images)]
+    finally:
+        keras.config.set_dtype_policy(policy)
+    return np.mean(looks, axis=0).astype(np.float32)
+
+
+def distilled(y: np.ndarray, teacher: np.ndarray | None, share: float, temperature: float) -> np.ndarray:
+    """Targets with ``share`` of each taken from the teachers' prediction at ``temperature``.
+
+    Why: the ensemble of two schedules (and a network's own flip-averaged look) is
+    right more often than either network alone, and a runtime budget of 3 ms per
+    face has room for one network. A student taught the ensemble's probabilities
+    learns which faces are ambiguous and between what, which a one-hot label cannot say.
+    """
+    if not share or teacher is None:
+        return y
+    soft = metrics.softmax(teacher.astype(np.float64), temperature)
+    return ((1.0 - share) * y + share * soft).astype(np.float32)
 
 
 def class_weights(labels: np.ndarray, power: float = 0.5) -> dict[int, float]:
@@ -289,7 +333,8 @@ def float32_copy(model: keras.Model, arch: str) -> keras.Model:
 
 def write_meta(out: Path, name: str, recipe: Recipe, val_name: str, weights: dict[int, float] | None,
                train_rows: int, argv: list[str], seconds: float, init_from: Path | None, finished: bool,
-               seed: int = SEED, start_epoch: int = 0) -> dict[str, Any]:
+               seed: int = SEED, start_epoch: int = 0,
+               teachers: dict[str, Any] | None = None) -> dict[str, Any]:
     """``train_meta.json`` from the run's history: rewritten after every epoch, so a run still
     going can be shipped from its best checkpoint (``best_train.keras``) by ``training.export``."""
     h = np.atleast_1d(np.genfromtxt(out / "history.csv", delimiter=",", names=True))
@@ -308,6 +353,7 @@ def write_meta(out: Path, name: str, recipe: Recipe, val_name: str, weights: dic
         "seconds_this_invocation": round(seconds, 1),
         "init_from": str(init_from) if init_from else None,
         "start_epoch": start_epoch, "schedule_epochs": recipe.epochs,
+        **({"teachers": teachers} if teachers else {}),
         "command": "python -m training.train " + " ".join(argv),
         "keras_backend": keras.backend.backend(),
     }
@@ -331,6 +377,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=SEED,
                     help="weights' start and every epoch's faces, order and mixing; another seed is another "
                          "run of the same recipe (a second schedule, an ensemble member)")
+    ap.add_argument("--teacher", action="append", default=[], metavar="SPEC",
+                    help="distil from this network (a .keras file, a run folder or RUN:last, as "
+                         "training.compare takes them); repeat for an ensemble; needs --distill W")
     ap.add_argument("--verbose", type=int, default=2 if not sys.stdout.isatty() else 1)
     # Every field of the recipe can be overridden: --epochs 60, --lr 0.02, --mix 0 ...
     names = {"lr": "--lr", "warmup_epochs": "--warmup-epochs"}
@@ -353,12 +402,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"training.train: --start-epoch {args.start_epoch} is outside the {recipe.epochs}-epoch schedule",
               file=sys.stderr)
         return 2
+    if bool(recipe.distill) != bool(args.teacher):
+        print("training.train: --distill W and --teacher SPEC go together (the share of each target "
+              f"that the teachers give, and who they are); got --distill {recipe.distill} and "
+              f"{len(args.teacher)} --teacher", file=sys.stderr)
+        return 2
+    for spec in args.teacher:
+        where = Path(spec.removesuffix(":last"))
+        want = where if where.suffix == ".keras" else where / (
+            "backup/ema.npz" if spec.endswith(":last") else "best_train.keras")
+        if not want.is_file():
+            print(f"training.train: --teacher {spec}: {want} does not exist", file=sys.stderr)
+            return 2
     meta_file = out / "train_meta.json"
     if (out / "backup" / "state.json").exists() and meta_file.exists():
-        was = json.loads(meta_file.read_text()).get("seed", SEED)
+        was_meta = json.loads(meta_file.read_text())
+        was = was_meta.get("seed", SEED)
         if was != args.seed:  # resuming with another seed would splice two runs into one
             print(f"training.train: {out} was trained with --seed {was}, not {args.seed}; "
                   f"resume with --seed {was} or use another --out", file=sys.stderr)
+            return 2
+        taught = (was_meta.get("teachers") or {}).get("specs", [])
+        if taught != args.teacher:  # nor with other teachers
+            print(f"training.train: {out} was taught by {taught or 'no teacher'}, not {args.teacher or 'none'}; "
+                  "resume with the same --teacher list or use another --out", file=sys.stderr)
             return 2
     keras.utils.set_random_seed(args.seed)
     keras.config.set_dtype_policy(recipe.precision)
@@ -387,6 +454,33 @@ def main(argv: list[str] | None = None) -> int:
     x_va = x_va[..., None].astype("float32")
     n_cls = len(fer_data.LABELS)
     y_tr_1h = targets(y_tr, votes, recipe.ferplus)
+    teachers = None
+    if args.teacher:
+        # Kept in the run folder: a resumed run is taught exactly what it was taught,
+        # even when a teacher (RUN:last of a run still training) has moved on since.
+        cache = out / "teacher.npz"
+        cached = None
+        if cache.exists():
+            with np.load(cache) as z:
+                if z["specs"].tolist() == args.teacher and len(z["logits"]) == len(x_tr):
+                    cached = z["logits"]
+        if cached is not None:
+            t_logits = cached
+        else:
+            t0 = time.time()
+            t_logits = teacher_logits(args.teacher, x_tr)
+            np.savez(cache.with_suffix(".tmp.npz"), logits=t_logits, specs=np.array(args.teacher))
+            os.replace(cache.with_suffix(".tmp.npz"), cache)
+            print(f"teachers' logits for {len(x_tr)} faces in {time.time() - t0:.0f} s", flush=True)
+            keras.utils.set_random_seed(args.seed)  # loading them drew from the seed the student starts from
+        teachers = {"specs": list(args.teacher),
+                    "train_accuracy": float((t_logits.argmax(axis=1) == y_tr).mean()),
+                    "mean_top_probability": float(
+                        metrics.softmax(t_logits.astype(np.float64), recipe.distill_temperature).max(axis=1).mean())}
+        print(f"teachers {args.teacher}: {100 * teachers['train_accuracy']:.2f}% of the training labels; "
+              f"mean top probability {teachers['mean_top_probability']:.3f} at temperature "
+              f"{recipe.distill_temperature}", flush=True)
+        y_tr_1h = distilled(y_tr_1h, t_logits, recipe.distill, recipe.distill_temperature)
     y_va_1h = keras.utils.to_categorical(y_va, n_cls)
     print(f"train {len(x_tr)} faces, validate on {val_name} ({len(x_va)} faces); {recipe}", flush=True)
 
@@ -462,15 +556,15 @@ def main(argv: list[str] | None = None) -> int:
         state_file.write_text(json.dumps({"epochs_done": epoch + 1, "best_val_accuracy": best}) + "\n")
         write_meta(out, args.recipe, recipe, val_name, weights, len(x_tr), argv if argv is not None else sys.argv[1:],
                    time.time() - t0, args.init_from, finished=False, seed=args.seed,
-                   start_epoch=args.start_epoch)
+                   start_epoch=args.start_epoch, teachers=teachers)
         print(f"epoch {epoch + 1}/{recipe.epochs}: {val_name} accuracy {val:.4f}"
               f"{f' (raw weights {raw_val:.4f})' if ema is not None else ''} (best {best:.4f}), "
               f"{len(x_ep) / fit_s:.0f} img/s, {time.time() - t0:.0f} s so far", flush=True)
     # The network from the best epoch (chosen on the validation split).
     keras.models.load_model(out / "best_train.keras").save(out / "model.keras")
     meta = write_meta(out, args.recipe, recipe, val_name, weights, len(x_tr),
-                      argv if argv is not None else sys.argv[1:], time.time() - t0, args.init_from, finished=True, seed=args.seed,
-                      start_epoch=args.start_epoch)
+                      argv if argv is not None else sys.argv[1:], time.time() - t0, args.init_from, finished=True,
+                      seed=args.seed, start_epoch=args.start_epoch, teachers=teachers)
     print(json.dumps(meta), flush=True)
     return 0
 
