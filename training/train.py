@@ -162,9 +162,9 @@ def teacher_logits(specs: list[str], images: np.ndarray) -> np.ndarray:
 
     A teacher is what ``training.compare`` takes: a ``.keras`` file, a run folder or
     ``RUN:last``. Computed once, on the faces as they are, not on each epoch's
-    augmented copy: four looks at every face cost about a fifth of an epoch, where
-    teaching each epoch's copy would make every epoch that much longer. Float32
-    networks, whatever policy the student trains in.
+    augmented copy: two looks at the 28,709 faces took 186 s for one 2.8 M teacher
+    here, about one epoch's time paid once, where teaching each epoch's copy would
+    pay it every epoch. Float32 networks, whatever policy the student trains in.
     """
     import keras
 
