@@ -101,6 +101,13 @@ SEED = 1337
 #   photos): shipped 71.47 / 68.83 / 58.30%, --ferplus 0.25 70.80 / 72.42 / 63.53%, 0.5
 #   (its last epoch) 68.96 / 77.76 / 70.07%, fear recall 50 -> 43 -> 33%. What ships is
 #   chosen by the FER-2013 label, and every blend loses there.
+# - ``distill`` stays 0 in the recipes: a student is taught after the schedules, by
+#   ``--teacher``. Pilot of 2026-12-02, 5 fine-tune epochs from the shipped weights taught by
+#   themselves (flip-averaged, --distill 0.5, temperature 2, mix 0, lr 0.002): PublicTest
+#   70.94, 70.47, 70.38, 70.38, 70.58% (untaught, the same fine-tune: 69.52, 70.21, 69.69,
+#   69.82, 69.91%); flip-averaged 71.13% (epoch 1) and 71.38% (the last average) against the
+#   shipped 71.47%. A network teaching itself adds nothing that ships; the teacher that can
+#   is the ensemble with a second schedule's network (seed 2).
 
 @dataclass(frozen=True)
 class Recipe:
