@@ -269,3 +269,12 @@ def test_calibration_is_judged_on_the_predictor_the_temperature_was_fitted_to() 
                                             "flip": {"public_accuracy": 0.672, "ms_per_face_batch1": 1.41,
                                                      "passes": 2}}}
     assert "when it wins, so the service flip-averages." in card_tables.exports(card)
+
+
+def test_a_student_names_its_teachers_in_the_summary() -> None:
+    student = {**CARD, "training": {"arch": "resnet18h", "best_epoch": 130, "distill": 0.5,
+                                    "teachers": {"specs": ["models/fer_resnet18h.keras", "/runs/resnet18h_s2_ft",
+                                                           "/runs/resnet18h_s3:last"]}}}
+    assert ("Network `resnet18h`, epoch 130, taught by fer_resnet18h.keras, resnet18h_s2_ft and resnet18h_s3 "
+            "(its last average) (`--distill 0.5`); shipped as int8") in card_tables.summary(student)
+    assert "taught by" not in card_tables.summary(CARD)

@@ -245,6 +245,17 @@ def thresholds(card: Card) -> str:
     return "\n".join(out)
 
 
+def taught_by(card: Card) -> str:
+    """", taught by A and B (--distill W)" for a student (``training.train --teacher``); "" otherwise."""
+    t = (card.get("training") or {}).get("teachers") or {}
+    names = [Path(str(spec).removesuffix(":last")).name + (" (its last average)" if str(spec).endswith(":last")
+                                                              else "") for spec in t.get("specs") or []]
+    if not names:
+        return ""
+    who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f", taught by {who} (`--distill {card['training'].get('distill')}`)"
+
+
 def summary(card: Card) -> str:
     """The headline numbers, for the README."""
     priv = card.get("metrics", {}).get("private", {})
@@ -290,7 +301,8 @@ def summary(card: Card) -> str:
     also = (f" and {len(more)} more network{'s' if len(more) > 1 else ''} of the same recipe from other seeds "
             f"(epoch {', '.join(str((m.get('training') or {}).get('best_epoch', '—')) for m in more)})" if more else "")
     size = (v.get("bytes", 0) + sum((m.get("files") or {}).get("tflite", {}).get("bytes", 0) for m in more)) / 1e6
-    out.append(f"Network `{params}`, epoch {epoch}{also}; shipped as {variant} `.tflite`, {size:.1f} MB, "
+    taught = taught_by(card)
+    out.append(f"Network `{params}`, epoch {epoch}{taught}{also}; shipped as {variant} `.tflite`, {size:.1f} MB, "
                f"{_ms(card, v):.2f} ms per face (LiteRT, batch 1, 2 threads{flip}). "
                "Everything else: [`models/MODEL_CARD.md`](models/MODEL_CARD.md).")
     return "\n".join(out)
