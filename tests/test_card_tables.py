@@ -119,6 +119,17 @@ def test_an_earlier_epoch_of_the_same_model_is_named_by_its_epoch() -> None:
     assert "epoch 41; shipped as int8" in card_tables.summary(card)
 
 
+def test_the_same_network_shipped_before_is_named_by_how_it_ran() -> None:
+    """A member joining leaves the network's epoch as it was: the column says what ran then."""
+    flip = {**CARD["predecessors"][0], "name": "fer_new", "best_epoch": 41, "predictor": "flip-averaged"}
+    card = {**CARD, "training": {"arch": "resnet18h", "best_epoch": 41},
+            "predecessors": [flip, *CARD["predecessors"]]}
+    head = card_tables.summary(card).splitlines()[0]
+    assert head == "|  | **fer_new** (shipped) | fer_new, epoch 41, flip-averaged (before) | fer_old (before) |"
+    card["predecessors"] = [{**flip, "predictor": ""}, *CARD["predecessors"]]
+    assert "| fer_new, epoch 41, one look (before) |" in card_tables.summary(card).splitlines()[0]
+
+
 def test_after_several_epochs_the_other_network_keeps_its_column() -> None:
     """Epochs 46, 41, 32 of one run: the table compares with 41 and with the network before the run."""
     e41 = {**CARD["predecessors"][0], "name": "fer_new", "best_epoch": 41}
@@ -242,7 +253,7 @@ def test_an_ensemble_is_named_and_measured_as_what_runs() -> None:
     summ = card_tables.summary(ENSEMBLE_CARD)
     assert "| PublicTest accuracy of what runs (int8, ensemble of 2, face and mirror image split" in summ
     assert "| 68.10% | 64.70% |" in summ
-    assert ("epoch — and 1 more network of the same recipe from other seeds (epoch 117); shipped as int8 "
+    assert ("epoch — and 1 more network of the same recipe from another seed (epoch 117); shipped as int8 "
             "`.tflite`, 5.7 MB, 1.93 ms per face") in summ
     ex = card_tables.exports(ENSEMBLE_CARD)
     assert "--predictor auto: the best, so the service runs the ensemble of 2" in ex

@@ -58,9 +58,12 @@ def _before(card: Card) -> list[dict[str, Any]]:
 
 
 def _label(p: dict[str, Any], card: Card) -> str:
-    """A predecessor's column: its name, and its epoch where it shares this model's name."""
+    """A predecessor's column: its name, and its epoch where it shares this model's name; and how it
+    ran where the network is the one shipped now (only the predictor changed: a member joined)."""
     epoch = f", epoch {p['best_epoch']}" if p.get("name") == card.get("name") and p.get("best_epoch") else ""
-    return f"{p['name']}{epoch} (before)"
+    same = epoch and p.get("best_epoch") == card.get("training", {}).get("best_epoch")
+    ran = f", {p['predictor']}" if same and p.get("predictor") else ", one look" if same else ""
+    return f"{p['name']}{epoch}{ran} (before)"
 
 
 def _head(*cells: str) -> list[str]:
@@ -298,7 +301,7 @@ def summary(card: Card) -> str:
     flip = (", each face averaged with its mirror image" if words == "flip-averaged"
             else f", {words}" if words else "")
     more = members(card)
-    also = (f" and {len(more)} more network{'s' if len(more) > 1 else ''} of the same recipe from other seeds "
+    also = (f" and {len(more)} more network{'s' if len(more) > 1 else ''} of the same recipe from {'other seeds' if len(more) > 1 else 'another seed'} "
             f"(epoch {', '.join(str((m.get('training') or {}).get('best_epoch', '—')) for m in more)})" if more else "")
     size = (v.get("bytes", 0) + sum((m.get("files") or {}).get("tflite", {}).get("bytes", 0) for m in more)) / 1e6
     taught = taught_by(card)
