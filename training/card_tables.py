@@ -301,7 +301,8 @@ def summary(card: Card) -> str:
     flip = (", each face averaged with its mirror image" if words == "flip-averaged"
             else f", {words}" if words else "")
     more = members(card)
-    also = (f" and {len(more)} more network{'s' if len(more) > 1 else ''} of the same recipe from {'other seeds' if len(more) > 1 else 'another seed'} "
+    seeds = "other seeds" if len(more) > 1 else "another seed"
+    also = (f" and {len(more)} more network{'s' if len(more) > 1 else ''} of the same recipe from {seeds} "
             f"(epoch {', '.join(str((m.get('training') or {}).get('best_epoch', '—')) for m in more)})" if more else "")
     size = (v.get("bytes", 0) + sum((m.get("files") or {}).get("tflite", {}).get("bytes", 0) for m in more)) / 1e6
     taught = taught_by(card)
