@@ -266,6 +266,22 @@ def test_an_ensemble_is_named_and_measured_as_what_runs() -> None:
     assert s["predictor"] == predictor_words(ENSEMBLE_CARD) and s["predictor_private_accuracy"] == 0.6901
 
 
+def test_a_fine_tuned_member_says_where_it_began() -> None:
+    """A member fine-tuned from a schedule's best epoch is not "epoch 3" of that schedule."""
+    ft = {**ENSEMBLE_CARD["predictor"]["members"][0],  # type: ignore[index]
+          "training": {"seed": 2, "best_epoch": 3, "epochs": 5,
+                       "command": "python -m training.train --seed 2 --init-from /runs/seed2/best.keras --epochs 5"}}
+    card = {**ENSEMBLE_CARD, "predictor": {**ENSEMBLE_CARD["predictor"], "members": [ft]}}  # type: ignore[dict-item]
+    assert ("Member 1: `fer_new_m1.tflite`, from `/runs/seed2` (seed 2, epoch 3 of 5, fine-tuned from "
+            "`/runs/seed2/best.keras`); alone") in card_tables.exports(card)
+    assert "from another seed (epoch 3 of a fine-tune); shipped as int8" in card_tables.summary(card)
+    # The field the export now keeps wins over the command; no --init-from, no words.
+    ft["training"] = {**ft["training"], "init_from": "/runs/other.keras"}
+    assert "fine-tuned from `/runs/other.keras`" in card_tables.exports(card)
+    ft["training"] = {"seed": 2, "best_epoch": 117, "epochs": 120, "command": "python -m training.train --seed 2"}
+    assert "(seed 2, epoch 117 of 120); alone" in card_tables.exports(card)
+
+
 def test_calibration_is_judged_on_the_predictor_the_temperature_was_fitted_to() -> None:
     card = {**FLIP_CARD, "crop_study": {"chosen_margin": -0.05}, "temperature": 0.918,
             "metrics": {**FLIP_CARD["metrics"],  # type: ignore[dict-item]

@@ -160,6 +160,24 @@ def exports(card: Card) -> str:
     return "\n".join(out)
 
 
+def _init_from(m: Card) -> str | None:
+    """Where a member's run began (``--init-from``); older cards kept only its command."""
+    tr = m.get("training") or {}
+    if tr.get("init_from"):
+        return str(tr["init_from"])
+    words = str(tr.get("command") or "").split()
+    return words[words.index("--init-from") + 1] if "--init-from" in words[:-1] else None
+
+
+def member_origin(m: Card, short: bool = False) -> str:
+    """A member's epoch, a fine-tune said as one: "epoch 3 of 5, fine-tuned from `RUN`" ("epoch 3 of a fine-tune")."""
+    tr = m.get("training") or {}
+    init, epoch = _init_from(m), tr.get("best_epoch", "—")
+    if short:
+        return f"epoch {epoch} of a fine-tune" if init else f"epoch {epoch}"
+    return f"epoch {epoch} of {tr.get('epochs', '—')}" + (f", fine-tuned from `{init}`" if init else "")
+
+
 def predictors(card: Card) -> list[str]:
     """Every way of running the shipped networks the export measured, the chosen one in bold."""
     p = card.get("predictor") or {}
@@ -173,7 +191,7 @@ def predictors(card: Card) -> list[str]:
         tr = m.get("training") or {}
         out.append("")
         out.append(f"Member {k}: `{(m.get('files') or {}).get('tflite', {}).get('path')}`, from `{m.get('run', '—')}` "
-                   f"(seed {tr.get('seed', '—')}, epoch {tr.get('best_epoch', '—')} of {tr.get('epochs', '—')}); "
+                   f"(seed {tr.get('seed', '—')}, {member_origin(m)}); "
                    f"alone, PublicTest {pct(m.get('public_accuracy'))} (its {variant} file).")
     return out
 
@@ -303,7 +321,7 @@ def summary(card: Card) -> str:
     more = members(card)
     seeds = "other seeds" if len(more) > 1 else "another seed"
     also = (f" and {len(more)} more network{'s' if len(more) > 1 else ''} of the same recipe from {seeds} "
-            f"(epoch {', '.join(str((m.get('training') or {}).get('best_epoch', '—')) for m in more)})" if more else "")
+            f"({'; '.join(member_origin(m, short=True) for m in more)})" if more else "")
     size = (v.get("bytes", 0) + sum((m.get("files") or {}).get("tflite", {}).get("bytes", 0) for m in more)) / 1e6
     taught = taught_by(card)
     out.append(f"Network `{params}`, epoch {epoch}{taught}{also}; shipped as {variant} `.tflite`, {size:.1f} MB, "

@@ -429,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
             "files": {"tflite": {"path": m_tflite.name, "sha256": sha256(m_tflite), "bytes": m_tflite.stat().st_size},
                       "keras": {"path": m_keras.name, "sha256": sha256(m_keras), "bytes": m_keras.stat().st_size}},
             "training": {key: m_meta.get(key) for key in ("recipe", "seed", "best_epoch", "epochs", "finished",
-                                                          "best_val_accuracy", "command")},
+                                                          "best_val_accuracy", "init_from", "command")},
         })
         print(f"member {k}: {m_file}, its {shipped} file {100 * m_public:.2f}% on PublicTest",
               flush=True)
