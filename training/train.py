@@ -106,8 +106,14 @@ SEED = 1337
 #   themselves (flip-averaged, --distill 0.5, temperature 2, mix 0, lr 0.002): PublicTest
 #   70.94, 70.47, 70.38, 70.38, 70.58% (untaught, the same fine-tune: 69.52, 70.21, 69.69,
 #   69.82, 69.91%); flip-averaged 71.13% (epoch 1) and 71.38% (the last average) against the
-#   shipped 71.47%. A network teaching itself adds nothing that ships; the teacher that can
-#   is the ensemble with a second schedule's network (seed 2).
+#   shipped 71.47%. A network teaching itself adds nothing that ships. Pilot of 2026-12-03,
+#   the same taught by the two-seed ensemble (the shipped network and seed 2's fine-tuned
+#   best; 84.98% of the training labels): PublicTest 70.86, 70.35, 70.52, 70.44, 70.52%
+#   against the shipped network's 70.83% one look; flip-averaged 71.05% (epoch 1) and 71.25%
+#   (the last average) against 71.47%; sad recall +1.7, fear -4.2. Nothing ships from it:
+#   five epochs of teaching did not carry the pair's gain into one network.
+# - a second schedule (seed 2) plateaued like the first: best 70.52% at epoch 102, 70.2-70.5%
+#   over its last 20 of 120; the same 5-epoch fine-tune took it to 70.74% (its third epoch).
 
 @dataclass(frozen=True)
 class Recipe:
