@@ -66,11 +66,20 @@ def bench_config(uri: Path | str, *, max_fps: float = 15.0, output: str = "silen
         det = update.get("detector", cfg.detector)
         update["detector"] = det.model_copy(update={"threads": int(threads)})
         update["model"] = cfg.model.model_copy(update={"threads": int(threads)})
+    # BENCH_ENSEMBLE=0 runs the card's first network alone ([model] ensemble = false), to price the ensemble.
+    ensemble = os.environ.get("BENCH_ENSEMBLE", "")
+    if ensemble:
+        update["model"] = update.get("model", cfg.model).model_copy(update={"ensemble": ensemble not in ("0", "false")})
     if smoothing:
         update["smoothing"] = cfg.smoothing.model_copy(update=smoothing)
     out = cfg.model_copy(update=update)
     Config.model_validate(out.model_dump())  # a sweep value out of bounds fails here, with its key
     return out
+
+
+def bench_env() -> list[str]:
+    """The BENCH_* settings in force ("BENCH_ENSEMBLE=0"), so a result's command says how it ran."""
+    return [f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("BENCH_") and v]
 
 
 # -- machine state ------------------------------------------------------------------------
@@ -147,7 +156,7 @@ class Run:
             "load_after": [round(x, 2) for x in load_after],
             "busy_before": self.busy_before,
             "distorted": distorted,
-            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "command": " ".join([*bench_env(), Path(sys.executable).name, *sys.argv]),
         }
 
     def note(self) -> str:

@@ -1,0 +1,37 @@
+"""The BENCH_* switches of benchmarks/common.py: each reaches the config, and the result says it ran."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+COMMON = Path(__file__).resolve().parent.parent / "benchmarks" / "common.py"
+
+
+def _common() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_common", COMMON)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["bench_common"] = mod  # its dataclasses look their module up by name
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_ensemble_0_runs_the_first_network_alone_and_keeps_the_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    common = _common()
+    for key in ("BENCH_ENSEMBLE", "BENCH_THREADS", "BENCH_DETECT_EVERY"):
+        monkeypatch.delenv(key, raising=False)
+    plain = common.bench_config("clip.mp4")
+    assert plain.model.ensemble is True and common.bench_env() == []
+    monkeypatch.setenv("BENCH_THREADS", "2")
+    monkeypatch.setenv("BENCH_ENSEMBLE", "0")
+    cfg = common.bench_config("clip.mp4")
+    assert cfg.model.ensemble is False and cfg.model.threads == 2 and cfg.detector.threads == 2
+    assert common.bench_env() == ["BENCH_ENSEMBLE=0", "BENCH_THREADS=2"]
+    assert common.Run("x").meta()["command"].startswith("BENCH_ENSEMBLE=0 BENCH_THREADS=2 ")
+    monkeypatch.setenv("BENCH_ENSEMBLE", "1")
+    assert common.bench_config("clip.mp4").model.ensemble is True
