@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
-
-COMMON = Path(__file__).resolve().parent.parent / "benchmarks" / "common.py"
-
-
-def _common() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_common", COMMON)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_common"] = mod  # its dataclasses look their module up by name
-    spec.loader.exec_module(mod)
-    return mod
+from benchkit import load_benchmark
 
 
 def test_bench_ensemble_0_runs_the_first_network_alone_and_keeps_the_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    common = _common()
+    common = load_benchmark("common")
     for key in ("BENCH_ENSEMBLE", "BENCH_THREADS", "BENCH_DETECT_EVERY"):
         monkeypatch.delenv(key, raising=False)
     plain = common.bench_config("clip.mp4")

@@ -7,30 +7,20 @@ OpenCV build's mp4v encoder could change), so nobody can swap other faces in uns
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
+from benchkit import load_benchmark
 
 from fer_audio.resources import DEMO_CLIP, DEMO_TIMELINE
 
-ROOT = Path(__file__).resolve().parent.parent
 # Mean absolute difference per pixel between the committed frame and the rebuilt one. The same
 # encoder gives 0; another OpenCV's mp4v at the same settings stays within a few levels, while
 # a different face in a 200 px square moves a 640x480 frame's mean by far more than this.
 MAX_MEAN_DIFF = 2.0
 
-
-def _make_clips():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("make_clips", ROOT / "benchmarks" / "make_clips.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["make_clips"] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def _frame(path: Path, index: int) -> np.ndarray:
@@ -43,7 +33,7 @@ def _frame(path: Path, index: int) -> np.ndarray:
 
 
 def test_the_bundled_demo_is_made_of_the_committed_photographs(tmp_path: Path) -> None:
-    make_clips = _make_clips()
+    make_clips = load_benchmark("make_clips")
     committed = json.loads(DEMO_TIMELINE.read_text())
     photos = {s["photo"] for s in committed["segments"]}
     assert photos <= {p.name for p in make_clips.PHOTOS_DIR.iterdir()}, photos

@@ -12,25 +12,10 @@ with the silent output; it is sampled over its control socket and in
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
-from pathlib import Path
-from types import ModuleType
 
 import pytest
-
-
-def _benchmark(name: str) -> ModuleType:
-    """The benchmark script itself, loaded from its file: the test changes no import path."""
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
-    assert spec is not None and spec.loader is not None, path
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
+from benchkit import load_benchmark
 
 DURATION_S = float(os.environ.get("FER_AUDIO_SOAK_S", "300"))
 
@@ -49,7 +34,7 @@ MAX_GROWTH_MB = 64.0
 @pytest.mark.slow
 def test_service_runs_steadily_for_minutes() -> None:
     interval = max(5.0, DURATION_S / 20)
-    res = _benchmark("soak").soak(DURATION_S, interval, on_sample=lambda s: None)
+    res = load_benchmark("soak").soak(DURATION_S, interval, on_sample=lambda s: None)
     samples = res["samples"]
     tail = res["log_tail"]
 
